@@ -1,0 +1,7 @@
+"""`python -m kktbridge` is the `kktbridge` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
