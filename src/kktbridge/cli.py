@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser("demo", help="показать демонстрацию / run the demo")
     demo.set_defaults(run=_demo)
+
+    emulate = commands.add_parser("emulate", help="эмулятор устройства / run a device emulator")
+    kinds = emulate.add_subparsers(dest="kind", metavar="KIND", required=True)
+    from .emulators.atol.cli import add_arguments as atol_arguments
+
+    atol_arguments(kinds.add_parser("atol", help="ККТ АТОЛ (протокол v3/v2) / ATOL register"))
     return parser
 
 

@@ -67,8 +67,9 @@ class BridgeError(Exception):
     def text(self) -> str:
         """The one line a cashier sees: Russian first, English after."""
         base = f"{self.ru} / {self.en}"
-        if self.device_code is not None or self.device_text:
-            base += f" [{self.device_code}: {self.device_text or ''}]".replace(": ]", "]")
+        device = ": ".join(str(part) for part in (self.device_code, self.device_text) if part not in (None, ""))
+        if device:
+            base += f" [{device}]"
         if self.fields:
             base += "; " + "; ".join(f.text() for f in self.fields)
         return base

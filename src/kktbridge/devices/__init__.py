@@ -1,0 +1,1 @@
+"""Device families: one sub-package each, a sans-I/O codec plus an async adapter."""

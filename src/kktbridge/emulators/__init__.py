@@ -1,0 +1,1 @@
+"""Byte-faithful device emulators sharing one fiscal-storage model (fncore)."""
