@@ -1,6 +1,5 @@
 """The command line, run as a user runs it: a real process."""
 
-import json
 import subprocess
 import sys
 
@@ -16,16 +15,11 @@ def test_version():
     assert done.returncode == 0 and done.stdout.strip() == f"kktbridge {__version__}"
 
 
-def test_demo_prints_the_example_packet():
-    done = run("demo")
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout)
-    assert out["version"] == __version__
-    pay, check = out["commands"]
-    assert pay["type"] == "bnkCardPayment" and pay["sum"] == "12.00"
-    assert check["receipt"]["total"] == "11.00" and check["receipt"]["taxation"] == "ПСН"
-
-
 def test_no_command_prints_help():
     done = run()
-    assert done.returncode == 2 and "demo" in done.stdout
+    assert done.returncode == 2 and "demo" in done.stdout and "driver" in done.stdout and "emulate" in done.stdout
+
+
+def test_unknown_emulator_kind_is_refused():
+    done = run("emulate", "shtrih")
+    assert done.returncode == 2 and "invalid choice" in done.stderr

@@ -77,7 +77,9 @@ MODE_COMMANDS: dict[Mode, set[int]] = {
     Mode.REPORT_Z: {Code.Z_REPORT, Code.LEAVE_MODE, Code.WRITE_REQUISITE},
 }
 PRINTING = {Code.OPEN_SHIFT, Code.REGISTER_ITEM, Code.CLOSE_RECEIPT, Code.CASH_IN, Code.CASH_OUT, Code.REPORT,
-            Code.Z_REPORT, Code.PRINT_STRING, Code.BARCODE}
+            Code.Z_REPORT, Code.PRINT_STRING, Code.BARCODE}  # need paper and a closed cover
+SLOW = {Code.OPEN_SHIFT, Code.CLOSE_RECEIPT, Code.CASH_IN, Code.CASH_OUT, Code.REPORT, Code.Z_REPORT,
+        Code.PRINT_STRING, Code.BARCODE}  # print a whole document: the ones `print_latency` delays
 
 _DOC_TYPE = {DocumentKind.OPEN_SHIFT: 2, DocumentKind.RECEIPT: 3, DocumentKind.CLOSE_SHIFT: 5}
 
@@ -142,8 +144,9 @@ class AtolDevice:
         self._power_loss("after", code)
         return reply
 
-    def is_printing(self, body: bytes) -> bool:
-        return len(body) > 2 and body[2] in PRINTING
+    def is_slow(self, body: bytes) -> bool:
+        """Does this command print a whole document (and so take `print_latency`)?"""
+        return len(body) > 2 and body[2] in SLOW
 
     # --- helpers ---------------------------------------------------------------------------------------
 

@@ -257,7 +257,7 @@ class AtolEmulator:
             return v3.Reply(v3.TaskStatus.ALREADY_EXISTS)
         task = _Task(v3.TaskStatus.PENDING)
         self._tasks[task_id] = task
-        slow = self.faults.print_latency > 0 and self.device.is_printing(command)
+        slow = self.faults.print_latency > 0 and self.device.is_slow(command)
         if self._queue.empty() and not self._busy and not slow:
             await self._run(task, command)  # nothing ahead of it: answer with the result at once
             return v3.Reply(task.status, task.payload) if task_id in self._tasks else None
@@ -272,7 +272,7 @@ class AtolEmulator:
             self._busy = True
             task.status = v3.TaskStatus.IN_PROGRESS
             try:
-                if self.faults.print_latency > 0 and self.device.is_printing(command):
+                if self.faults.print_latency > 0 and self.device.is_slow(command):
                     await asyncio.sleep(self.faults.print_latency)
                 await self._run(task, command)
             finally:
@@ -297,7 +297,7 @@ class AtolEmulator:
     # --- v2 --------------------------------------------------------------------------------------------
 
     async def _v2_request(self, session: v2.DeviceSession, command: bytes, outputs: Callable) -> None:
-        if self.faults.print_latency > 0 and self.device.is_printing(command):
+        if self.faults.print_latency > 0 and self.device.is_slow(command):
             await asyncio.sleep(self.faults.print_latency)
         async with self._lock:
             try:

@@ -1,0 +1,79 @@
+"""`kktbridge demo`: the driver with emulated devices, ready for a CMS page to send packets to.
+
+Everything lives in one data directory (kept between runs, so device tokens and document numbers stay):
+the driver's configuration and journal, and each emulator's fiscal storage, journal and paper tape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from ..emulators.atol.server import AtolEmulator
+from .cli import serve_forever
+from .config import DEFAULT_PORT, add_device, load_config, parse_config
+
+__all__ = ["add_arguments"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON line when ready (for scripts and tests)")
+    parser.add_argument("--driver-port", type=int, default=DEFAULT_PORT, help="the driver's port (default 44735)")
+    parser.add_argument("--data-dir", type=Path,
+                        default=Path(platformdirs.user_data_dir("kktbridge", appauthor=False)) / "demo",
+                        help="where the demo keeps its configuration, journals and emulator state")
+    parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                        help="a site allowed to send packets, e.g. https://my-cms.local (repeatable)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return asyncio.run(_demo(args))
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    data = args.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    config_path = data / "demo.toml"
+    if not config_path.exists():
+        add_device(config_path, "atol", name="АТОЛ (эмулятор)", tcp="127.0.0.1:0")
+    tokens = {device.kind: device.token for device in load_config(config_path).devices}
+
+    atol = AtolEmulator(state_path=data / "atol-fn.json", journal_path=data / "atol-journal.jsonl",
+                        paper_path=data / "atol-paper.txt")
+    host, port = await atol.serve_tcp("127.0.0.1", 0)
+    config = parse_config({
+        "driver": {"listen": f"127.0.0.1:{args.driver_port}", "data_dir": str(data)},
+        "cors": {"allowed_origins": args.allow_origin},
+        "devices": [{"name": "АТОЛ (эмулятор)", "kind": "atol", "token": tokens["atol"], "tcp": f"{host}:{port}"}],
+    }, base=data, source=str(config_path))
+    devices: list[dict[str, Any]] = [{"kind": "atol", "token": tokens["atol"],
+                                      "journal": str(data / "atol-journal.jsonl"),
+                                      "paper": str(data / "atol-paper.txt")}]
+
+    async def ready(url: str, driver) -> None:
+        if args.json:
+            print(json.dumps({"driver_url": url, "devices": devices}, ensure_ascii=False), flush=True)
+            return
+        print(f"kktbridge demo: драйвер слушает {url} / the driver listens on {url}")
+        for device in devices:
+            print(f"  {device['kind']}: BIT_KKT_TOKEN {device['token']}")
+            print(f"    журнал / journal: {device['journal']}\n    лента / paper: {device['paper']}")
+        print(f"  статус и пример пакета / status and an example packet: {url}/")
+        origins = ", ".join(args.allow_origin) or "нет / none (add --allow-origin https://your-cms)"
+        print(f"  разрешённые сайты / allowed origins: {origins}")
+        print("  Ctrl+C — остановить / to stop", flush=True)
+
+    try:
+        return await serve_forever(config, ready)
+    finally:
+        await atol.close()
