@@ -71,3 +71,11 @@ def emulator_process() -> Iterator:
 def posix_only():
     if os.name != "posix":
         pytest.skip("pseudo-terminals need POSIX")
+
+
+@pytest.fixture(scope="session")
+def arccom_library(tmp_path_factory):
+    """The arccom emulator library, compiled once per test session with the system C compiler."""
+    from kktbridge.emulators.arcus.build import build_library
+
+    return build_library(tmp_path_factory.mktemp("arccom"))

@@ -42,7 +42,8 @@ class Stand:
             return response.status, await response.json(content_type=None), response.headers
 
 
-async def make_stand(tmp_path: Path, registers: int = 1, **driver_options) -> Stand:
+async def make_stand(tmp_path: Path, registers: int = 1, *, terminal: Path | None = None,
+                     terminal_options: dict | None = None, **driver_options) -> Stand:
     emulators, devices, tokens = [], [], []
     for index in range(registers):
         emulator = AtolEmulator(state_path=tmp_path / f"atol{index}.json", journal_path=tmp_path / f"atol{index}.jsonl",
@@ -53,6 +54,12 @@ async def make_stand(tmp_path: Path, registers: int = 1, **driver_options) -> St
         tokens.append(token)
         devices.append({"name": f"Касса {index + 1}", "kind": "atol", "token": token, "tcp": f"{host}:{port}",
                         "vat": 6})
+    if terminal is not None:
+        token = new_token()
+        tokens.append(token)
+        devices.append({"name": "Терминал", "kind": "arcus", "token": token, "library": str(terminal),
+                        "emulator": {"state_file": str(tmp_path / "arcus.txt"), "slip_file": str(tmp_path / "cheq.out")},
+                        **(terminal_options or {})})
     config = parse_config({"driver": {"listen": "127.0.0.1:0", "data_dir": str(tmp_path)},
                            "cors": {"allowed_origins": [ORIGIN]}, "devices": devices, **driver_options})
     driver = Driver(config)
@@ -60,21 +67,22 @@ async def make_stand(tmp_path: Path, registers: int = 1, **driver_options) -> St
     return Stand(driver, url, emulators, tokens, tmp_path, aiohttp.ClientSession())
 
 
-@pytest.fixture
-async def stand(tmp_path):
-    stand = await make_stand(tmp_path)
-    yield stand
+async def close_stand(stand: Stand) -> None:
     await stand.session.close()
     await stand.driver.stop()
     for emulator in stand.emulators:
         await emulator.close()
+
+
+@pytest.fixture
+async def stand(tmp_path):
+    stand = await make_stand(tmp_path)
+    yield stand
+    await close_stand(stand)
 
 
 @pytest.fixture
 async def two_registers(tmp_path):
     stand = await make_stand(tmp_path, registers=2)
     yield stand
-    await stand.session.close()
-    await stand.driver.stop()
-    for emulator in stand.emulators:
-        await emulator.close()
+    await close_stand(stand)

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from kktbridge.examples import example_packet
 
-from .conftest import make_stand
+from .conftest import close_stand, make_stand
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -33,11 +33,13 @@ function send(style) {
   if (style === "1.2") {
     xhr.setRequestHeader("Action", "toLocalhost");
     xhr.setRequestHeader(TOKEN, "1");
+    xhr.setRequestHeader(BANK_TOKEN, "1");
     xhr.setRequestHeader("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8");
     text = "json=" + encodeURIComponent(text);
   } else {
     xhr.setRequestHeader("Action", "command_list");
     xhr.setRequestHeader("BIT_KKT_TOKEN", TOKEN);
+    xhr.setRequestHeader("BIT_BNK_TRM_TOKEN", BANK_TOKEN);
     xhr.setRequestHeader("BIT_ENCODE_TYPE", "JS");
     text = encodeURIComponent(text);
   }
@@ -55,9 +57,10 @@ async def serve_page(settings: dict) -> tuple[web.AppRunner, str]:
     """A CMS page; what it sends and where is read from `settings` when the page is requested."""
 
     async def page(request: web.Request) -> web.Response:
-        html = PAGE.replace("<script>", "<script>var DRIVER_URL = %s, TOKEN = %s, ORDER = 'web-', PACKET = %s;" % (
-            json.dumps(settings["driver_url"]), json.dumps(settings["token"]),
-            json.dumps(settings["packet"], ensure_ascii=False)), 1)
+        html = PAGE.replace("<script>", "<script>var DRIVER_URL = %s, TOKEN = %s, BANK_TOKEN = %s, ORDER = 'web-', "
+                            "PACKET = %s;" % (json.dumps(settings["driver_url"]), json.dumps(settings["token"]),
+                                              json.dumps(settings["bank_token"]),
+                                              json.dumps(settings["packet"], ensure_ascii=False)), 1)
         return web.Response(text=html, content_type="text/html", charset="utf-8")
 
     app = web.Application()
@@ -101,28 +104,29 @@ def run_page(url: str, style: str, timeout: float = 30) -> str:
 
 
 @pytest.fixture
-async def pages(tmp_path):
-    settings = {"driver_url": "", "token": "", "packet": json.loads(example_packet())[1:]}
+async def pages(tmp_path, arccom_library):
+    settings = {"driver_url": "", "token": "", "bank_token": "", "packet": json.loads(example_packet())}
     allowed_runner, allowed = await serve_page(settings)
     refused_runner, refused = await serve_page(settings)
-    stand = await make_stand(tmp_path, cors={"allowed_origins": [allowed]})
-    settings.update(driver_url=stand.url, token=stand.token)
+    stand = await make_stand(tmp_path, terminal=arccom_library, cors={"allowed_origins": [allowed]})
+    settings.update(driver_url=stand.url, token=stand.tokens[0], bank_token=stand.tokens[1])
     yield stand, allowed, refused
     await allowed_runner.cleanup()
     await refused_runner.cleanup()
-    await stand.session.close()
-    await stand.driver.stop()
-    for emulator in stand.emulators:
-        await emulator.close()
+    await close_stand(stand)
 
 
-async def test_a_page_on_an_allowed_origin_gets_the_fiscal_result(pages):
+async def test_a_page_on_an_allowed_origin_runs_the_whole_example_packet(pages):
+    """The 1.2 example packet from a page: the terminal approves 12.00, the slip and the receipt are printed on
+    the register, and the answer carries both."""
     stand, origin, refused = pages
     for style in ("1.3", "1.2"):
         text = await asyncio.to_thread(run_page, origin, style)
-        (result,) = json.loads(text)
+        payment, result = json.loads(text)
+        assert payment["success"] == "OK: ОДОБРЕНО" and payment["rrn"] and payment["slipPrinted"] is True, text
         assert result["success"].startswith("OK: чек"), text
         assert result["fdNumber_1040"] > 0 and result["fiscalSign_1077"] and result["qr"].startswith("t=")
+        assert payment["rrn"] in stand.emulators[0].paper.text() and result["qr"] in stand.emulators[0].paper.text()
     assert len(stand.receipts()) == 2
     packets = stand.driver.journal.recent()
     assert {p.origin for p in packets} == {origin} and {p.source for p in packets} == {"browser"}

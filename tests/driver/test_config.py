@@ -14,8 +14,9 @@ def test_the_example_configuration_reads():
     config = load_config(EXAMPLE)
     assert (config.host, config.port, config.allow_external) == ("127.0.0.1", 44735, False)
     assert config.allowed_origins == ("https://shop.example.ru",)
-    (device,) = config.devices
-    assert device.kind == "atol" and device.role == "kkt" and device.options == {"tcp": "192.168.1.50:5555"}
+    register, terminal = config.devices
+    assert register.kind == "atol" and register.role == "kkt" and register.options == {"tcp": "192.168.1.50:5555"}
+    assert terminal.kind == "arcus" and terminal.role == "bnk" and terminal.options["library"].endswith("arccom.dll")
 
 
 def test_defaults_and_options():

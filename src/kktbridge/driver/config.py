@@ -37,7 +37,7 @@ KINDS = {"atol": "kkt", "mercury": "kkt", "arcus": "bnk"}
 OPTIONS = {
     "atol": {"tcp", "serial", "baudrate", "protocol", "password", "mode_password"},
     "mercury": {"url", "port_name", "baudrate", "model", "serial_number", "timeout"},
-    "arcus": {"library", "operations", "print_slip", "reverse_on_failure", "slip_file", "timeout", "emulator"},
+    "arcus": {"library", "operations", "print_slip", "reverse_on_failure", "slip_file", "emulator"},
 }
 _TOKEN = re.compile(r"[0-9a-f]{32}")
 _TAXATION_NAMES = {"osn": TaxationSystem.OSN, "usn_income": TaxationSystem.USN_INCOME,
@@ -195,6 +195,8 @@ def _device(raw: Any, at: str, bad) -> DeviceConfig | None:
     for key in sorted(set(options) - OPTIONS[kind]):
         bad(f"{at}.{key}", f"неизвестная настройка «{key}» для {kind}; допустимы: {', '.join(sorted(OPTIONS[kind]))}",
             f"unknown setting '{key}' for {kind}; known: {', '.join(sorted(OPTIONS[kind]))}")
+    if kind == "arcus":
+        _arcus_options(options, at, bad)
     inn = raw.get("inn")
     if inn is not None:
         from ..fiscal import is_valid_inn
@@ -204,6 +206,27 @@ def _device(raw: Any, at: str, bad) -> DeviceConfig | None:
                 "the INN is a string of 10 or 12 digits with a correct checksum")
     return DeviceConfig(name=str(raw.get("name") or f"{kind} {token[:6]}"), kind=kind, token=token,
                         options=options, defaults=defaults, limits=limits, inn=inn)
+
+
+def _arcus_options(options: dict[str, Any], at: str, bad) -> None:
+    from ..devices.arcus.adapter import OPERATIONS
+
+    operations = options.get("operations", {})
+    if not isinstance(operations, dict):
+        bad(f"{at}.operations", "ожидается таблица { purchase = 1, ... }", "a table { purchase = 1, ... } is expected")
+    else:
+        for name, code in operations.items():
+            if name not in OPERATIONS:
+                bad(f"{at}.operations.{name}", f"неизвестная операция; допустимы: {', '.join(OPERATIONS)}",
+                    f"unknown operation; known: {', '.join(OPERATIONS)}")
+            elif not isinstance(code, int) or isinstance(code, bool):
+                bad(f"{at}.operations.{name}", "код операции — целое число из ops.ini терминала",
+                    "an operation code is an integer from the terminal's ops.ini")
+    for flag in ("print_slip", "reverse_on_failure"):
+        if flag in options and not isinstance(options[flag], bool):
+            bad(f"{at}.{flag}", "ожидается true или false", "true or false is expected")
+    if "emulator" in options and not isinstance(options["emulator"], dict):
+        bad(f"{at}.emulator", "ожидается таблица настроек эмулятора", "a table of emulator settings is expected")
 
 
 def _receipt_settings(raw: dict, at: str, bad) -> tuple[ReceiptDefaults, Limits]:

@@ -1,7 +1,8 @@
-"""`kktbridge demo`: the driver with emulated devices, ready for a CMS page to send packets to.
+"""`kktbridge demo`: the driver with emulated devices (an ATOL register, an Arcus2 terminal), ready for a CMS page.
 
 Everything lives in one data directory (kept between runs, so device tokens and document numbers stay):
-the driver's configuration and journal, and each emulator's fiscal storage, journal and paper tape.
+the driver's configuration and journal, each emulator's fiscal storage, journal and paper tape, and the arccom
+emulator library, compiled with the system C compiler on first use.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 
 import platformdirs
 
+from ..emulators.arcus.build import build_library
 from ..emulators.atol.server import AtolEmulator
+from ..fiscal import BridgeError
 from .cli import serve_forever
 from .config import DEFAULT_PORT, add_device, load_config, parse_config
 
@@ -43,22 +46,38 @@ def run(args: argparse.Namespace) -> int:
 async def _demo(args: argparse.Namespace) -> int:
     data = args.data_dir
     data.mkdir(parents=True, exist_ok=True)
-    config_path = data / "demo.toml"
-    if not config_path.exists():
+    config_path = data / "demo.toml"  # keeps the tokens between runs, so a CMS configured once keeps working
+    kinds = {device.kind for device in load_config(config_path).devices} if config_path.exists() else set()
+    if "atol" not in kinds:
         add_device(config_path, "atol", name="АТОЛ (эмулятор)", tcp="127.0.0.1:0")
+    if "arcus" not in kinds:
+        add_device(config_path, "arcus", name="Arcus2 (эмулятор)")
     tokens = {device.kind: device.token for device in load_config(config_path).devices}
+    try:
+        library = build_library(data / "arcus")
+    except BridgeError as exc:
+        print(exc.text(), file=sys.stderr)
+        return 1
 
     atol = AtolEmulator(state_path=data / "atol-fn.json", journal_path=data / "atol-journal.jsonl",
                         paper_path=data / "atol-paper.txt")
     host, port = await atol.serve_tcp("127.0.0.1", 0)
+    terminal = {"state_file": str(data / "arcus-operations.txt"), "slip_file": str(data / "arcus-cheq.out")}
     config = parse_config({
         "driver": {"listen": f"127.0.0.1:{args.driver_port}", "data_dir": str(data)},
         "cors": {"allowed_origins": args.allow_origin},
-        "devices": [{"name": "АТОЛ (эмулятор)", "kind": "atol", "token": tokens["atol"], "tcp": f"{host}:{port}"}],
+        "devices": [
+            {"name": "АТОЛ (эмулятор)", "kind": "atol", "token": tokens["atol"], "tcp": f"{host}:{port}"},
+            {"name": "Arcus2 (эмулятор)", "kind": "arcus", "token": tokens["arcus"], "library": str(library),
+             "emulator": terminal},
+        ],
     }, base=data, source=str(config_path))
-    devices: list[dict[str, Any]] = [{"kind": "atol", "token": tokens["atol"],
-                                      "journal": str(data / "atol-journal.jsonl"),
-                                      "paper": str(data / "atol-paper.txt")}]
+    devices: list[dict[str, Any]] = [
+        {"kind": "atol", "token": tokens["atol"], "journal": str(data / "atol-journal.jsonl"),
+         "paper": str(data / "atol-paper.txt")},
+        {"kind": "arcus", "token": tokens["arcus"], "library": str(library), "journal": terminal["state_file"],
+         "slip": terminal["slip_file"]},
+    ]
 
     async def ready(url: str, driver) -> None:
         if args.json:
@@ -66,8 +85,9 @@ async def _demo(args: argparse.Namespace) -> int:
             return
         print(f"kktbridge demo: драйвер слушает {url} / the driver listens on {url}")
         for device in devices:
-            print(f"  {device['kind']}: BIT_KKT_TOKEN {device['token']}")
-            print(f"    журнал / journal: {device['journal']}\n    лента / paper: {device['paper']}")
+            header = "BIT_KKT_TOKEN" if device["kind"] == "atol" else "BIT_BNK_TRM_TOKEN"
+            print(f"  {device['kind']}: {header} {device['token']}")
+            print(f"    журнал / journal: {device['journal']}")
         print(f"  статус и пример пакета / status and an example packet: {url}/")
         origins = ", ".join(args.allow_origin) or "нет / none (add --allow-origin https://your-cms)"
         print(f"  разрешённые сайты / allowed origins: {origins}")

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..bitapi import (
@@ -60,10 +61,8 @@ def _skipped(command: Command) -> CommandResult:
 
 
 class Executor:
-    def __init__(self, journal: Journal, *, print_slip: bool = True, reverse_on_failure: bool = False) -> None:
+    def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self.print_slip = print_slip
-        self.reverse_on_failure = reverse_on_failure
         self._inflight: dict[tuple[str, str], asyncio.Future[Outcome]] = {}
 
     async def run(self, packet: Packet, devices: dict[str, DeviceEntry], *, source: str = "browser",
@@ -229,7 +228,8 @@ class Executor:
         else:
             card = await terminal.last_operation()
         extra = card_fields(card)
-        if card.slip and self.print_slip and "kkt" in devices:
+        print_slip = devices["bnk"].config.options.get("print_slip", True) if "bnk" in devices else False
+        if card.slip and print_slip and "kkt" in devices:
             extra.update(await self._print_slip(card, devices["kkt"]))
         if not card.approved:
             error = device_error("declined" if card.response_code not in ("999",) else "link",
@@ -255,7 +255,7 @@ class Executor:
         extra["paidAmount"] = format_rubles(card.amount or 0)
         note_ru = f"оплата картой прошла (RRN {card.rrn}, {format_rubles(card.amount or 0)} ₽), а чек не пробит"
         note_en = f"the card was charged (RRN {card.rrn}, {format_rubles(card.amount or 0)} RUB) but the receipt failed"
-        if self.reverse_on_failure and "bnk" in devices:
+        if "bnk" in devices and devices["bnk"].config.options.get("reverse_on_failure", False):
             try:
                 reversal = await devices["bnk"].adapter.cancel(card.amount, card.rrn)  # type: ignore[union-attr]
                 extra["reversal"] = card_fields(reversal)
@@ -303,19 +303,27 @@ class Executor:
                 "the driver stopped during the operation; check the cash, it is not repeated"))
             return CommandResult(command.name, command.type.wire, False, error=error), None
         if command.type is CommandType.CARD_PAYMENT:
-            return await self._reconcile_payment(command, entry)
+            return await self._reconcile_payment(command, entry, row)
         self.journal.reset_command(packet_id, row.idx)
         return None
 
-    async def _reconcile_payment(self, command: Command,
-                                 entry: DeviceEntry) -> tuple[CommandResult, CardResult] | None:
-        """A payment in flight at the stop: done if the terminal's last operation is that payment, approved."""
+    async def _reconcile_payment(self, command: Command, entry: DeviceEntry,
+                                 row: CommandRow) -> tuple[CommandResult, CardResult | None]:
+        """A payment in flight at the stop. Done if the terminal's last operation is that payment: approved, the
+        same amount, made after the command started. Otherwise it is reported, never charged again blindly."""
         assert isinstance(command, CardOperationCommand)
         last = await entry.adapter.last_operation()  # type: ignore[union-attr]
-        if last.approved and last.operation is CardOperation.PAYMENT and last.amount == command.amount:
+        started = datetime.fromisoformat(row.started_at) if row.started_at else None
+        recent = last.datetime is None or started is None or last.datetime >= started - timedelta(minutes=2)
+        if last.approved and last.operation is CardOperation.PAYMENT and last.amount == command.amount and recent:
+            log.warning("payment in flight at the stop was approved (RRN %s): not charging again", last.rrn)
             return CommandResult(command.name, command.type.wire, True, message=f"OK: {last.text}",
                                  extra=card_fields(last)), last
-        return None
+        error = device_error("outcome_unknown", retryable=False, device_text=(
+            "драйвер остановился во время оплаты, и терминал не подтвердил её; проверьте операции терминала, "
+            "оплата не повторяется автоматически / the driver stopped during the payment and the terminal does "
+            "not confirm it; check the terminal's operations, the payment is not repeated automatically"))
+        return CommandResult(command.name, command.type.wire, False, error=error, extra=card_fields(last)), None
 
 
 def _matches(command: Command, kind: DocumentKind, last: FiscalResult, fd_before: int) -> bool:

@@ -77,6 +77,7 @@ class CommandRow:
     status: str
     fd_before: int | None
     result: dict[str, Any] | None
+    started_at: str | None = None
 
 
 def _now() -> str:
@@ -174,7 +175,7 @@ class Journal:
 
     def commands(self, packet_id: int) -> list[CommandRow]:
         return [CommandRow(r["packet_id"], r["idx"], r["name"], r["type"], r["device"], r["status"], r["fd_before"],
-                           loads(r["result_json"]) if r["result_json"] else None)
+                           loads(r["result_json"]) if r["result_json"] else None, r["started_at"])
                 for r in self._db.execute("select * from commands where packet_id = ? order by idx", (packet_id,))]
 
     def start_command(self, packet_id: int, idx: int, fd_before: int | None = None) -> None:

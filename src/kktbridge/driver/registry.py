@@ -45,7 +45,18 @@ def _atol(config: DeviceConfig) -> Adapter:
     return AtolRegister.tcp(host, port, **common)
 
 
+def _arcus(config: DeviceConfig) -> Adapter:
+    from ..devices.arcus import ArcusTerminal
+    from ..devices.arcus.library import default_library_name
+
+    options = config.options
+    settings = {f"emu_{key}": value for key, value in (options.get("emulator") or {}).items()}
+    return ArcusTerminal(options.get("library", default_library_name()), operations=options.get("operations"),
+                         slip_file=options.get("slip_file"), settings=settings)
+
+
 register_factory("atol", _atol)
+register_factory("arcus", _arcus)
 
 
 @dataclass(eq=False)
