@@ -6,11 +6,11 @@ import argparse
 import asyncio
 import json
 import logging
-import signal
 import sys
 from pathlib import Path
 
 from ..fiscal import BridgeError
+from ..process import until_stopped
 from .config import DriverConfig, add_device, load_config
 
 __all__ = ["add_arguments", "serve_forever"]
@@ -77,13 +77,6 @@ async def serve_forever(config: DriverConfig, on_ready=None) -> int:
     log.info("listening on %s; %d device(s); journal %s", url, len(config.devices), config.journal_path)
     if on_ready is not None:
         await on_ready(url, driver)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
-            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
-    await stop.wait()
+    await until_stopped()
     await driver.stop()
     return 0

@@ -11,11 +11,11 @@ import argparse
 import asyncio
 import json
 import logging
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..process import until_stopped
 from .control import serve_control
 from .faults import Faults
 from .fncore import Registration
@@ -67,14 +67,7 @@ def run_until_stopped(start: Callable[[], Awaitable[dict[str, Any]]], control: C
             bound = server.sockets[0].getsockname()
             ready["control"] = f"{bound[0]}:{bound[1]}"
         print(json.dumps(ready, ensure_ascii=False), flush=True)
-        done = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, done.set)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
-                signal.signal(sig, lambda *_: loop.call_soon_threadsafe(done.set))
-        await done.wait()
+        await until_stopped()
         await stop()
         return 0
 

@@ -278,13 +278,19 @@ class AtolEmulator:
             finally:
                 self._busy = False
 
-    async def _run(self, task: _Task, command: bytes) -> None:
+    async def _handle(self, command: bytes) -> bytes | None:
+        """Run one command on the device; None when the power-loss switch fired (nothing to answer)."""
         async with self._lock:
             try:
-                payload = self.device.handle(command)
+                return self.device.handle(command)
             except PowerLoss as exc:
                 self._power_loss(str(exc))
-                return
+                return None
+
+    async def _run(self, task: _Task, command: bytes) -> None:
+        payload = await self._handle(command)
+        if payload is None:
+            return
         error = len(payload) > 1 and payload[0] == 0x55 and payload[1] != 0
         task.payload = payload
         task.status = v3.TaskStatus.ERROR if error else v3.TaskStatus.RESULT
@@ -299,13 +305,9 @@ class AtolEmulator:
     async def _v2_request(self, session: v2.DeviceSession, command: bytes, outputs: Callable) -> None:
         if self.faults.print_latency > 0 and self.device.is_slow(command):
             await asyncio.sleep(self.faults.print_latency)
-        async with self._lock:
-            try:
-                payload = self.device.handle(command)
-            except PowerLoss as exc:
-                self._power_loss(str(exc))
-                return
-        outputs(session.reply(payload))
+        payload = await self._handle(command)
+        if payload is not None:
+            outputs(session.reply(payload))
 
     # --- faults ----------------------------------------------------------------------------------------
 
