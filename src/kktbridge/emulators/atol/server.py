@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 import time
-import tty
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +124,9 @@ class AtolEmulator:
         return bound[0], bound[1]
 
     def open_pty(self, protocol: str = "v3") -> str:
-        """Create a pseudo-terminal pair, serve it, and return the path a driver opens as its serial port."""
+        """Create a pseudo-terminal pair, serve it, and return the path a driver opens as its serial port (POSIX)."""
+        import tty  # POSIX only; imported here so the emulator still runs on TCP on Windows
+
         master, slave = os.openpty()
         tty.setraw(slave)  # no echo, no line discipline: bytes pass as they are
         os.set_blocking(master, False)
