@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .emulators.atol.cli import add_arguments as atol_arguments
 
     atol_arguments(kinds.add_parser("atol", help="ККТ АТОЛ (протокол v3/v2) / ATOL register"))
+    from .emulators.mercury.cli import add_arguments as mercury_arguments
+
+    mercury_arguments(kinds.add_parser("mercury", help="служба ККТ Меркурий (JSON по HTTP) / Mercury JSON service"))
     from .emulators.arcus.cli import add_arguments as arcus_arguments
 
     arcus_arguments(kinds.add_parser("arcus", help="библиотека-эмулятор arccom (Arcus2) / the arccom library emulator"))

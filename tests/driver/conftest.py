@@ -43,7 +43,9 @@ class Stand:
 
 
 async def make_stand(tmp_path: Path, registers: int = 1, *, terminal: Path | None = None,
-                     terminal_options: dict | None = None, **driver_options) -> Stand:
+                     terminal_options: dict | None = None, mercury: bool = False, **driver_options) -> Stand:
+    """Emulated ATOL registers (`registers` of them), optionally a Mercury register (its journal is
+    `mercury.jsonl`, its token comes after the ATOL ones) and an Arcus terminal (its token last)."""
     emulators, devices, tokens = [], [], []
     for index in range(registers):
         emulator = AtolEmulator(state_path=tmp_path / f"atol{index}.json", journal_path=tmp_path / f"atol{index}.jsonl",
@@ -54,6 +56,18 @@ async def make_stand(tmp_path: Path, registers: int = 1, *, terminal: Path | Non
         tokens.append(token)
         devices.append({"name": f"Касса {index + 1}", "kind": "atol", "token": token, "tcp": f"{host}:{port}",
                         "vat": 6})
+    if mercury:
+        from kktbridge.emulators.fncore import Registration
+        from kktbridge.emulators.mercury.server import MercuryEmulator
+
+        service = MercuryEmulator(state_path=tmp_path / "mercury.json", journal_path=tmp_path / "mercury.jsonl",
+                                  fsync=False, registration=Registration(fn_number="9999078900054321"))
+        await service.serve_http("127.0.0.1", 0)
+        emulators.append(service)
+        token = new_token()
+        tokens.append(token)
+        devices.append({"name": "Меркурий", "kind": "mercury", "token": token, "url": service.url,
+                        "port_name": "COM1", "vat": 6})
     if terminal is not None:
         token = new_token()
         tokens.append(token)

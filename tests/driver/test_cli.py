@@ -31,7 +31,7 @@ def test_driver_with_a_bad_config_says_why(tmp_path):
     assert done.returncode == 2 and "devices[0].token" in done.stderr and "32" in done.stderr
 
 
-async def test_demo_json_serves_the_example_receipt(tmp_path):
+async def test_demo_json_serves_the_example_packet(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "kktbridge", "demo", "--json", "--driver-port", "0",
                                 "--data-dir", str(tmp_path), "--allow-origin", "https://my-cms.local"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -39,9 +39,11 @@ async def test_demo_json_serves_the_example_receipt(tmp_path):
         ready = json.loads(process.stdout.readline())
         (atol,) = [d for d in ready["devices"] if d["kind"] == "atol"]
         receipt = json.loads(example_packet())[1:]
+        assert {d["kind"] for d in ready["devices"]} == {"atol", "mercury", "arcus"}
         async with aiohttp.ClientSession() as session:
             async with session.post(ready["driver_url"], json=receipt,
-                                    headers={"Origin": "https://my-cms.local", "BIT_ORDER_ID": "demo-1"}) as response:
+                                    headers={"Origin": "https://my-cms.local", "BIT_ORDER_ID": "demo-1",
+                                             "BIT_KKT_TOKEN": atol["token"]}) as response:
                 answer = await response.json(content_type=None)
         assert answer[0]["success"].startswith("OK: чек") and answer[0]["qr"].startswith("t=")
         receipts = [r for r in read_journal(atol["journal"]) if r["doc"] == "receipt"]

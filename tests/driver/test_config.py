@@ -14,7 +14,8 @@ def test_the_example_configuration_reads():
     config = load_config(EXAMPLE)
     assert (config.host, config.port, config.allow_external) == ("127.0.0.1", 44735, False)
     assert config.allowed_origins == ("https://shop.example.ru",)
-    register, terminal = config.devices
+    register, mercury, terminal = config.devices
+    assert mercury.kind == "mercury" and mercury.options["port_name"] == "COM4"
     assert register.kind == "atol" and register.role == "kkt" and register.options == {"tcp": "192.168.1.50:5555"}
     assert terminal.kind == "arcus" and terminal.role == "bnk" and terminal.options["library"].endswith("arccom.dll")
 

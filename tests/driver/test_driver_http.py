@@ -7,7 +7,6 @@ import base64
 import json
 from urllib.parse import quote, urlencode
 
-import pytest
 
 from kktbridge.examples import example_packet
 from kktbridge.fiscal import ReceiptQr

@@ -33,13 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--baudrate", help="serial speed, or auto (default 115200)")
     add.add_argument("--protocol", choices=("v3", "v2"), help="ATOL transport protocol (default v3)")
     add.add_argument("--url", help="Mercury: the Incotex service (default http://127.0.0.1:50010/api.json)")
+    add.add_argument("--port-name", help="Mercury: the register's port as the service names it (COM2, /dev/ttyS0)")
+    add.add_argument("--model", choices=("185F", "119F"), help="Mercury: 185F (115Ф/130Ф/180Ф/185Ф) or 119F")
     add.add_argument("--library", help="Arcus: the path of arccom.dll / libarccom.so")
     add.set_defaults(run=_add_device)
 
 
 def _add_device(args: argparse.Namespace) -> int:
     options = {"tcp": args.tcp, "serial": args.serial, "protocol": args.protocol, "url": args.url,
-               "library": args.library}
+               "port_name": args.port_name, "model": args.model, "library": args.library}
     if args.baudrate:
         options["baudrate"] = args.baudrate if args.baudrate == "auto" else int(args.baudrate)
     try:

@@ -1,4 +1,5 @@
-"""`kktbridge demo`: the driver with emulated devices (an ATOL register, an Arcus2 terminal), ready for a CMS page.
+"""`kktbridge demo`: the driver with emulated devices (ATOL and Mercury registers, an Arcus2 terminal), ready for a
+CMS page. With several registers, a packet names its register with BIT_KKT_TOKEN.
 
 Everything lives in one data directory (kept between runs, so device tokens and document numbers stay):
 the driver's configuration and journal, each emulator's fiscal storage, journal and paper tape, and the arccom
@@ -18,6 +19,8 @@ import platformdirs
 
 from ..emulators.arcus.build import build_library
 from ..emulators.atol.server import AtolEmulator
+from ..emulators.fncore import Registration
+from ..emulators.mercury.server import MercuryEmulator
 from ..fiscal import BridgeError
 from .cli import serve_forever
 from .config import DEFAULT_PORT, add_device, load_config, parse_config
@@ -50,6 +53,8 @@ async def _demo(args: argparse.Namespace) -> int:
     kinds = {device.kind for device in load_config(config_path).devices} if config_path.exists() else set()
     if "atol" not in kinds:
         add_device(config_path, "atol", name="АТОЛ (эмулятор)", tcp="127.0.0.1:0")
+    if "mercury" not in kinds:
+        add_device(config_path, "mercury", name="Меркурий (эмулятор)", port_name="COM1")
     if "arcus" not in kinds:
         add_device(config_path, "arcus", name="Arcus2 (эмулятор)")
     tokens = {device.kind: device.token for device in load_config(config_path).devices}
@@ -63,12 +68,20 @@ async def _demo(args: argparse.Namespace) -> int:
     atol = AtolEmulator(state_path=data / "atol-fn.json", journal_path=data / "atol-journal.jsonl",
                         paper_path=data / "atol-paper.txt")
     host, port = await atol.serve_tcp("127.0.0.1", 0)
+    mercury = MercuryEmulator(state_path=data / "mercury-fn.json", journal_path=data / "mercury-journal.jsonl",
+                              paper_path=data / "mercury-paper.txt",
+                              registration=Registration(fn_number="9999078900054321", reg_number="0000000002054321"))
+    await mercury.serve_http("127.0.0.1", 0)
     terminal = {"state_file": str(data / "arcus-operations.txt"), "slip_file": str(data / "arcus-cheq.out")}
     configured: list[dict[str, Any]] = [
-        {"name": "АТОЛ (эмулятор)", "kind": "atol", "token": tokens["atol"], "tcp": f"{host}:{port}"}]
+        {"name": "АТОЛ (эмулятор)", "kind": "atol", "token": tokens["atol"], "tcp": f"{host}:{port}"},
+        {"name": "Меркурий (эмулятор)", "kind": "mercury", "token": tokens["mercury"], "url": mercury.url,
+         "port_name": "COM1"}]
     devices: list[dict[str, Any]] = [
         {"kind": "atol", "token": tokens["atol"], "journal": str(data / "atol-journal.jsonl"),
-         "paper": str(data / "atol-paper.txt")}]
+         "paper": str(data / "atol-paper.txt")},
+        {"kind": "mercury", "token": tokens["mercury"], "journal": str(data / "mercury-journal.jsonl"),
+         "paper": str(data / "mercury-paper.txt")}]
     if library is not None:
         configured.append({"name": "Arcus2 (эмулятор)", "kind": "arcus", "token": tokens["arcus"],
                            "library": str(library), "emulator": terminal})
@@ -86,7 +99,7 @@ async def _demo(args: argparse.Namespace) -> int:
             return
         print(f"kktbridge demo: драйвер слушает {url} / the driver listens on {url}")
         for device in devices:
-            header = "BIT_KKT_TOKEN" if device["kind"] == "atol" else "BIT_BNK_TRM_TOKEN"
+            header = "BIT_BNK_TRM_TOKEN" if device["kind"] == "arcus" else "BIT_KKT_TOKEN"
             print(f"  {device['kind']}: {header} {device['token']}")
             print(f"    журнал / journal: {device['journal']}")
         print(f"  статус и пример пакета / status and an example packet: {url}/")
@@ -98,3 +111,4 @@ async def _demo(args: argparse.Namespace) -> int:
         return await serve_forever(config, ready)
     finally:
         await atol.close()
+        await mercury.close()

@@ -45,6 +45,12 @@ def _atol(config: DeviceConfig) -> Adapter:
     return AtolRegister.tcp(host, port, **common)
 
 
+def _mercury(config: DeviceConfig) -> Adapter:
+    from ..devices.mercury import MercuryRegister
+
+    return MercuryRegister.from_options(config.options)
+
+
 def _arcus(config: DeviceConfig) -> Adapter:
     from ..devices.arcus import ArcusTerminal
     from ..devices.arcus.library import default_library_name
@@ -56,6 +62,7 @@ def _arcus(config: DeviceConfig) -> Adapter:
 
 
 register_factory("atol", _atol)
+register_factory("mercury", _mercury)
 register_factory("arcus", _arcus)
 
 

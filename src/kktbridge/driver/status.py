@@ -113,4 +113,12 @@ async def status_page(driver: "Driver") -> str:
         origins=e(", ".join(state["allowedOrigins"]) or "—"), devices="\n".join(rows) or
         "<tr><td colspan=7>нет устройств / no devices</td></tr>", packets="\n".join(packets) or
         "<tr><td colspan=7 class=muted>пока пусто / empty</td></tr>", interrupted=interrupted,
-        example=e(example_packet()))
+        example=e(example_packet()), registers=_options(state["devices"], "kkt"),
+        terminals=_options(state["devices"], "bnk"))
+
+
+def _options(devices: list[dict[str, Any]], role: str) -> str:
+    """<option>s of the devices of a role, for the page's form; "none" when there is none."""
+    options = [f"<option value='{html.escape(d['token'])}'>{html.escape(d['name'])}</option>"
+               for d in devices if d["role"] == role]
+    return "".join(options) or "<option value=''>— нет / none —</option>"

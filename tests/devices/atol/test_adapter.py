@@ -5,7 +5,6 @@ After every operation the emulator's journal is read back: each fiscal document 
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import pytest
