@@ -6,6 +6,7 @@ After every operation the emulator's journal is read back: each fiscal document 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -13,47 +14,18 @@ from kktbridge.devices.atol.adapter import AtolRegister
 from kktbridge.devices.errors import DeviceError, OutcomeUnknown
 from kktbridge.emulators.atol.server import AtolEmulator
 from kktbridge.emulators.fncore import read_journal
-from kktbridge.fiscal import (
-    CashOperation,
-    CashOperationKind,
-    Cashier,
-    DocumentKind,
-    Item,
-    Payments,
-    Quantity,
-    Receipt,
-    ReceiptQr,
-    ReceiptType,
-    TaxationSystem,
-    VatRate,
-)
+from kktbridge.fiscal import CashOperation, CashOperationKind, DocumentKind, ReceiptQr, ReceiptType, VatRate
 
-CASHIER = Cashier("Пупкин Иван Трофимович", "500100732259")
+from tests.support import CASHIER, Journal, receipt
 
 
-def receipt(*prices: int, type: ReceiptType = ReceiptType.SALE, cash: int | None = None, electronic: int = 0,
-            items: int = 0) -> Receipt:
-    lines = [Item(name=f"Товар {i + 1}", price=p, quantity=Quantity.parse("1"), vat=VatRate.VAT22)
-             for i, p in enumerate(prices or [1000] * max(items, 1))]
-    total = sum(line.amount for line in lines)
-    return Receipt(type=type, items=tuple(lines), taxation=TaxationSystem.OSN, cashier=CASHIER,
-                   payments=Payments(cash=total - electronic if cash is None else cash, electronic=electronic))
-
-
-class Bench:
+class Bench(Journal):
     """An emulator and an adapter connected to it."""
 
-    def __init__(self, emulator: AtolEmulator, register: AtolRegister, journal) -> None:
+    def __init__(self, emulator: AtolEmulator, register: AtolRegister, journal: Path) -> None:
+        super().__init__(journal)
         self.emulator = emulator
         self.register = register
-        self.journal_path = journal
-
-    def documents(self, doc: str | None = None) -> list[dict]:
-        records = [r for r in read_journal(self.journal_path) if r.get("fd") is not None]
-        return [r for r in records if doc is None or r["doc"] == doc]
-
-    def lines(self, doc: str) -> list[dict]:
-        return [r for r in read_journal(self.journal_path) if r["doc"] == doc]
 
 
 @pytest.fixture(params=["tcp", "pty-v3", "pty-v2"])

@@ -26,7 +26,6 @@ from kktbridge.fiscal import (
     Buyer,
     CashOperation,
     CashOperationKind,
-    Cashier,
     DocumentKind,
     IndustryRequisite,
     Item,
@@ -45,33 +44,18 @@ from kktbridge.fiscal import (
     VatRate,
 )
 
-CASHIER = Cashier("Пупкин Иван Трофимович", "500100732259")
+from tests.support import CASHIER, Journal, receipt
+
 MARK = b"0104600439931256215ABCdef\x1d91EE06\x1d92bXlSZWxhc3Q="
 
 
-def receipt(*prices: int, type: ReceiptType = ReceiptType.SALE, cash: int | None = None, electronic: int = 0,
-            items: int = 0) -> Receipt:
-    lines = [Item(name=f"Товар {i + 1}", price=p, quantity=Quantity.parse("1"), vat=VatRate.VAT22)
-             for i, p in enumerate(prices or [1000] * max(items, 1))]
-    total = sum(line.amount for line in lines)
-    return Receipt(type=type, items=tuple(lines), taxation=TaxationSystem.OSN, cashier=CASHIER,
-                   payments=Payments(cash=total - electronic if cash is None else cash, electronic=electronic))
-
-
-class Bench:
-    """An emulator on a free port and an adapter connected to it."""
+class Bench(Journal):
+    """An emulator and an adapter connected to it."""
 
     def __init__(self, emulator: MercuryEmulator, register: MercuryRegister, journal: Path) -> None:
+        super().__init__(journal)
         self.emulator = emulator
         self.register = register
-        self.journal_path = journal
-
-    def documents(self, doc: str | None = None) -> list[dict]:
-        records = [r for r in read_journal(self.journal_path) if r.get("fd") is not None]
-        return [r for r in records if doc is None or r["doc"] == doc]
-
-    def lines(self, doc: str) -> list[dict]:
-        return [r for r in read_journal(self.journal_path) if r["doc"] == doc]
 
 
 async def start(tmp_path: Path, **options) -> Bench:
