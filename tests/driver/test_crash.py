@@ -173,3 +173,36 @@ async def test_killed_before_the_register_was_told(rig):
     answer, _ = await post(rig["port"], rig["token"], RECEIPT, "crash-3")
     assert "success" in answer[0]
     assert len([r for r in read_journal(rig["tmp"] / "atol.jsonl") if r["doc"] == "receipt"]) == 1
+
+
+async def test_the_register_dies_after_fiscalizing_then_comes_back(tmp_path, emulator_process):
+    """The link to the register is lost right after it fiscalized the receipt (power cut): the driver answers
+    "outcome unknown"; when the register is back, the same packet returns that receipt instead of a second one."""
+    from kktbridge.driver.app import Driver
+    from kktbridge.driver.config import parse_config
+
+    port = free_port()
+    files = ["--state", str(tmp_path / "fn.json"), "--journal", str(tmp_path / "atol.jsonl"), "--tcp",
+             f"127.0.0.1:{port}", "--no-fsync"]
+    first = emulator_process("atol", *files, "--fault", 'power_loss_at="after:4a"')
+    token = new_token()
+    driver = Driver(parse_config({"driver": {"listen": "127.0.0.1:0", "data_dir": str(tmp_path)},
+                                  "devices": [{"kind": "atol", "token": token, "tcp": f"127.0.0.1:{port}"}]}))
+    url = await driver.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async def send():
+                async with session.post(url, data=json.dumps(RECEIPT, ensure_ascii=False).encode(),
+                                        headers={"BIT_KKT_TOKEN": token, "BIT_ORDER_ID": "cut"}) as response:
+                    return await response.json(content_type=None)
+
+            answer = await send()
+            assert answer[0]["errorCode"] == "outcome_unknown" and answer[0]["retryable"]
+            assert first.wait_dead() == 3
+            (printed,) = [r for r in read_journal(tmp_path / "atol.jsonl") if r["doc"] == "receipt"]
+            emulator_process("atol", *files)  # the register is back
+            again = await send()
+            assert again[0]["fdNumber_1040"] == printed["fd"] and again[0]["fiscalSign_1077"] == printed["fp"]
+            assert len([r for r in read_journal(tmp_path / "atol.jsonl") if r["doc"] == "receipt"]) == 1
+    finally:
+        await driver.stop()

@@ -152,7 +152,7 @@ class Executor:
                 result = await self._after_paid_receipt_failed(result, paid, devices)
             encoded = encode_results([result])[0]
             failed = not result.ok
-            ending = (row.idx, "failed" if failed else "done", encoded)
+            ending = (row.idx, _row_status(result), encoded)
             if failed or row.idx < len(rows) - 1:  # the last one is written with the packet's end: one commit
                 self.journal.end_command(packet_id, *ending)
                 ending = None
@@ -324,6 +324,16 @@ class Executor:
             "оплата не повторяется автоматически / the driver stopped during the payment and the terminal does "
             "not confirm it; check the terminal's operations, the payment is not repeated automatically"))
         return CommandResult(command.name, command.type.wire, False, error=error, extra=card_fields(last)), None
+
+
+def _row_status(result: CommandResult) -> str:
+    """How a command's row ends. A command whose outcome is unknown stays `started`: the next attempt must ask the
+    device what became of it (and never simply run it again)."""
+    if result.ok:
+        return "done"
+    if result.error is not None and result.error.code == "outcome_unknown":
+        return "started"
+    return "failed"
 
 
 def _matches(command: Command, kind: DocumentKind, last: FiscalResult, fd_before: int) -> bool:
