@@ -55,7 +55,7 @@ def percentile(values: list[float], share: float) -> float:
 
 
 async def run(args: argparse.Namespace) -> dict:
-    work = Path(tempfile.mkdtemp(prefix="kktbridge-bench-"))
+    work = Path(tempfile.mkdtemp(prefix="kktbridge-bench-", dir=args.dir))
     processes = []
     try:
         emulators = []
@@ -117,9 +117,11 @@ async def run(args: argparse.Namespace) -> dict:
             proc.terminate()
             proc.wait(10)
     return {
+        "journal": str(work),
         "receipts": args.receipts,
         "overhead_p50_ms": round(statistics.median(overhead), 2),
         "overhead_p99_ms": round(percentile(overhead, 0.99), 2),
+        "overhead_max_ms": round(max(overhead), 2),
         "device_p50_ms": round(statistics.median(device), 2),
         "request_p50_ms": round(statistics.median(total), 2),
         "second_register_p50_ms_while_first_prints": round(statistics.median(during), 2),
@@ -131,6 +133,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--receipts", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--dir", help="where the journal lives (default: the system's temporary folder, on disk)")
     print(json.dumps(asyncio.run(run(parser.parse_args())), ensure_ascii=False))
 
 

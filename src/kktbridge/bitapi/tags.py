@@ -96,12 +96,12 @@ class Node:
         self.logical = logical
         self.ctx = ctx
         ctx.keys.setdefault(logical, path)
-        self._by_tag: dict[int, list[tuple[str, Any]]] = {}
+        self._last: dict[int, tuple[str, Any]] = {}  # per tag, the last key with a value (null is absence)
         self._by_name: dict[str, tuple[str, Any]] = {}
         for key, value in obj.pairs:
             tag = tag_of(key)
-            if tag is not None:
-                self._by_tag.setdefault(tag, []).append((key, value))
+            if tag is not None and value is not None:
+                self._last[tag] = (key, value)
             self._by_name[key.lower()] = (key, value)
 
     # --- finding keys --------------------------------------------------------------------------------
@@ -111,11 +111,7 @@ class Node:
 
     def find(self, tag: int) -> tuple[str, Any] | None:
         """The last key carrying the tag, with its value (null counts as absent)."""
-        hits = [hit for hit in self._by_tag.get(tag, ()) if hit[1] is not None]
-        return hits[-1] if hits else None
-
-    def find_all(self, tag: int) -> list[tuple[str, Any]]:
-        return list(self._by_tag.get(tag, ()))
+        return self._last.get(tag)
 
     def named(self, *names: str) -> tuple[str, Any] | None:
         """A plain-named key (`purchases`, `printDoc`), any letter case; null counts as absent."""
@@ -127,7 +123,7 @@ class Node:
 
     def locate(self, tag: int, field: str | None) -> tuple[str, Any]:
         """(wire path, value or MISSING) of a tag; records the logical → wire mapping of `field`."""
-        hit = self.find(tag)
+        hit = self._last.get(tag)
         wire = self.key_path(hit[0]) if hit else self.key_path(TAG_KEYS.get(tag, f"<…>_{tag}"))
         if field is not None:
             self.ctx.keys[(*self.logical, field)] = wire

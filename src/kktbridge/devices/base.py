@@ -27,8 +27,10 @@ __all__ = [
 
 
 Checkpoint = Callable[[int], Awaitable[None]]
-"""Called with the register's last FD number right before the command that makes a fiscal document, so the
-caller can persist it: after a crash, a last FD number above it means the document was made."""
+"""Called with the register's last FD number before the command that makes a fiscal document, so the caller
+can persist it: after a crash, a last FD number above it means the document was made. The call starts the write;
+the awaitable it returns completes when the write is done, and the fiscalizing command must wait for it. An
+adapter may call it early and let the register work meanwhile."""
 
 
 @dataclass(frozen=True, slots=True)

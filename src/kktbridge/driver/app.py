@@ -55,9 +55,19 @@ class Driver:
             log.warning("packet %d (order %s) was interrupted by a stop; it resumes when sent again",
                         packet.id, packet.order_id)
         self._connecting = asyncio.get_running_loop().create_task(self.registry.connect_all())
+        self._merging = asyncio.get_running_loop().create_task(self._merge_wal())
+
+    async def _merge_wal(self, every: float = 30.0) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await asyncio.to_thread(self.journal.merge_wal)
+            except Exception as exc:  # the journal stays correct without it; it only grows until the next try
+                log.warning("journal: could not merge the WAL: %s", exc)
 
     async def _cleanup(self, app: web.Application) -> None:
         self._connecting.cancel()
+        self._merging.cancel()
         await self.registry.close_all()
         self.journal.close()
 

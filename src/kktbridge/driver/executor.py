@@ -64,6 +64,7 @@ class Executor:
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
         self._inflight: dict[tuple[str, str], asyncio.Future[Outcome]] = {}
+        self._journal_seconds = 0.0  # checkpoint writes made from inside the current device call
 
     async def run(self, packet: Packet, devices: dict[str, DeviceEntry], *, source: str = "browser",
                   origin: str | None = None) -> Outcome:
@@ -147,7 +148,8 @@ class Executor:
                 else:
                     result, card = await self._execute(command, entry, packet_id, devices)
             finally:
-                device_seconds += time.perf_counter() - began
+                device_seconds += time.perf_counter() - began - self._journal_seconds
+                self._journal_seconds = 0.0
             if not result.ok and paid and command.type is CommandType.RECEIPT:
                 result = await self._after_paid_receipt_failed(result, paid, devices)
             encoded = encode_results([result])[0]
@@ -169,8 +171,12 @@ class Executor:
                        devices: dict[str, DeviceEntry]) -> tuple[CommandResult, CardResult | None]:
         index = command.index
 
-        async def checkpoint(last_fd: int) -> None:
-            self.journal.start_command(packet_id, index, fd_before=last_fd)
+        def checkpoint(last_fd: int) -> _Waited:
+            # the write starts now, in a thread; the adapter may let the register work meanwhile and waits for it
+            # before the fiscalizing command: only that wait is the driver's time inside the device call
+            write = asyncio.ensure_future(asyncio.to_thread(self.journal.start_command, packet_id, index,
+                                                            fd_before=last_fd))
+            return _Waited(write, self)
 
         if command.type not in _FISCAL:
             self.journal.start_command(packet_id, index)
@@ -372,6 +378,21 @@ def _check_marking(command: CheckMarkingCommand) -> CommandResult:
     error = BridgeError("marking_format", "код маркировки не в формате GS1 (01 + GTIN + 21 + серийный номер)",
                         "the marking code is not GS1 (01 + GTIN + 21 + serial)")
     return CommandResult(command.name, command.type.wire, False, error=error)
+
+
+class _Waited:
+    """An awaitable journal write that adds the time spent awaiting it to the executor's `_journal_seconds`."""
+
+    def __init__(self, write: asyncio.Future, executor: "Executor") -> None:
+        self.write = write
+        self.executor = executor
+
+    def __await__(self):
+        began = time.perf_counter()
+        try:
+            return (yield from self.write.__await__())
+        finally:
+            self.executor._journal_seconds += time.perf_counter() - began
 
 
 class _Locks:

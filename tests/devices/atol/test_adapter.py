@@ -295,3 +295,23 @@ async def test_cli_emulator_on_a_pseudo_terminal(tmp_path, emulator_process, pos
     assert [(r["doc"], r["fd"]) for r in read_journal(tmp_path / "j.jsonl")] == [("open_shift", 1), ("receipt", 2)]
     assert result.total == 4200
     await register.close()
+
+
+async def test_the_checkpoint_gets_the_register_s_last_fd_even_when_it_moved(bench):
+    """The adapter starts the caller's journal write early, with the last FD it saw; when the register made a
+    document meanwhile (another program, the keyboard), a second write gives the true number before the close."""
+    seen: list[int] = []
+
+    async def write(number: int) -> None:
+        seen.append(number)
+
+    first = await bench.register.fiscalize(receipt(1000), checkpoint=write)
+    assert seen == [first.fd_number - 1]
+    seen.clear()
+    second = await bench.register.fiscalize(receipt(1000), checkpoint=write)
+    assert seen == [first.fd_number] and second.fd_number == first.fd_number + 1  # the early guess was right
+    seen.clear()
+    bench.emulator.core.close_shift()  # a document the adapter did not see
+    bench.emulator.core.open_shift()
+    third = await bench.register.fiscalize(receipt(1000), checkpoint=write)
+    assert seen == [second.fd_number, second.fd_number + 2] and third.fd_number == second.fd_number + 3

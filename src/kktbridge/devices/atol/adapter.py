@@ -90,6 +90,7 @@ class AtolRegister(FiscalRegister):
         self._fn_number: str | None = None
         self._registration: RegistrationInfo | None = None
         self._model = ""
+        self._last_fd: int | None = None  # the last FD number the register reported to us
 
     @classmethod
     def tcp(cls, host: str, port: int = 5555, **options) -> "AtolRegister":
@@ -130,6 +131,7 @@ class AtolRegister(FiscalRegister):
 
     async def close(self) -> None:
         self._mode = None
+        self._last_fd = None
         await self.link.close()
 
     async def _raw(self, body: bytes) -> bytes:
@@ -221,6 +223,7 @@ class AtolRegister(FiscalRegister):
                        receipt_type: ReceiptType | None = None) -> FiscalResult | None:
         """The document made since `before` (from an 0xA4 0x45 reply), if it is ours; None if none was made."""
         info = _parse(DocumentInfo, _fn_reply(raw))
+        self._last_fd = info.fd_number
         if info.doc_type == 0 or info.fd_number <= before:
             return None
         made = self._result(info)
@@ -331,11 +334,20 @@ class AtolRegister(FiscalRegister):
     async def fiscalize(self, receipt: Receipt, *, checkpoint: Checkpoint | None = None) -> FiscalResult:
         """Two round trips: [last FD, open, requisites, lines, non-cash payments], then [close, last FD].
 
-        Whatever fails before the close is repaired by cancelling the receipt: nothing was fiscalized yet.
+        Whatever fails before the close is repaired by cancelling the receipt: nothing was fiscalized yet. The
+        checkpoint (the caller's journal write) runs while the first batch is at the register, with the last
+        FD number this adapter saw; the close waits for it, and for a second one if the register says another
+        number (someone used it meanwhile).
         """
         await self._identity()
-        before = await self._open_and_fill(receipt)
-        if checkpoint is not None:
+        guess = self._last_fd
+        early = checkpoint(guess) if checkpoint is not None and guess is not None else None  # starts writing now
+        try:
+            before = await self._open_and_fill(receipt)
+        finally:
+            if early is not None:
+                await early
+        if checkpoint is not None and before != guess:
             await checkpoint(before)
         payments = list(receipt.payments.by_kind().items()) or [(PaymentKind.CASH, 0)]
         kind, amount = payments[-1]
@@ -380,7 +392,7 @@ class AtolRegister(FiscalRegister):
             except OutcomeUnknown:
                 await self._cancel_quietly()
                 raise
-            before = _parse(DocumentInfo, _fn_reply(replies[0])).fd_number
+            before = self._last_fd = _parse(DocumentInfo, _fn_reply(replies[0])).fd_number
             opened = Reply.decode(replies[1])
             if opened.error == _SHIFT_CLOSED and attempt + 1 < attempts:
                 await self.open_shift(receipt.cashier)
