@@ -1,11 +1,11 @@
 """Benchmark: the driver's own overhead on top of the register's time, and a second register served while the
 first prints.
 
-Three processes, as in a shop: two ATOL emulators and `kktbridge driver` with its journal on (SQLite, WAL,
-synchronous=FULL). The driver reports in `Server-Timing` how long the device took and how long the whole request
+Three processes, as in a shop: two ATOL emulators and `kktbridge driver` with its journal on (SQLite WAL, the
+checkpoint row fsynced before each receipt is closed). The driver reports in `Server-Timing` how long the device took and how long the whole request
 took inside it; overhead = total − device, for 10-item receipts posted over HTTP with unique BIT_ORDER_IDs.
 
-    .venv/bin/python bench/driver_overhead.py [--receipts 300]
+    .venv/bin/python bench/driver_overhead.py [--receipts 300] [--dir /dev/shm]
 """
 
 from __future__ import annotations
