@@ -2,8 +2,9 @@
 first prints.
 
 Three processes, as in a shop: two ATOL emulators and `kktbridge driver` with its journal on (SQLite WAL, the
-checkpoint row fsynced before each receipt is closed). The driver reports in `Server-Timing` how long the device took and how long the whole request
-took inside it; overhead = total − device, for 10-item receipts posted over HTTP with unique BIT_ORDER_IDs.
+checkpoint row fsynced before each receipt is closed). The driver reports in `Server-Timing` how long the device
+took and how long the whole request took inside it (every wait for the journal counted as the driver's);
+overhead = total − device, for 10-item receipts posted over HTTP with unique BIT_ORDER_IDs.
 
     .venv/bin/python bench/driver_overhead.py [--receipts 300] [--dir /dev/shm]
 """
