@@ -19,8 +19,15 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     [ "$(id -u)" = "0" ] || SUDO="sudo"
     echo "installing Debian's chromium and chromium-driver for the browser tests" >&2
     export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
-        || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q chromium chromium-driver >/dev/null; }
+    log=$(mktemp)
+    if ! $SUDO apt-get install -y -q chromium chromium-driver >"$log" 2>&1; then
+        if ! { $SUDO apt-get update -q && $SUDO apt-get install -y -q chromium chromium-driver; } >"$log" 2>&1; then
+            cat "$log" >&2
+            echo "could not install chromium and chromium-driver (needed by the browser tests)" >&2
+            exit 1
+        fi
+    fi
+    rm -f "$log"
 fi
 export KKTBRIDGE_REQUIRE_BROWSER=1
 
