@@ -9,6 +9,7 @@ TAG_TYPES; a tag missing there is an error, never a guess.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -99,6 +100,13 @@ def encode_value(tag: int, value: object) -> bytes:
 
 
 def encode(tag: int, value: object) -> Tlv:
+    if type(value) is int and value < 256:  # the small codes of every receipt line (1212, 1214, 2108...)
+        return _small(tag, value)
+    return Tlv(tag, encode_value(tag, value))
+
+
+@functools.lru_cache(maxsize=1024)
+def _small(tag: int, value: int) -> Tlv:
     return Tlv(tag, encode_value(tag, value))
 
 

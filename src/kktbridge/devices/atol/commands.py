@@ -12,6 +12,7 @@ checked against ATOL's "Протокол работы ККТ 3.1 — Руков�
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -100,7 +101,7 @@ class CommandRequest:
     password: int = 0
 
     def encode(self) -> bytes:
-        return bcd.encode(self.password, 2) + bytes((self.code,)) + self.params
+        return _password(self.password) + bytes((self.code,)) + self.params
 
     # builders, one per command the adapter sends; each returns bytes ready for a transport
 
@@ -188,6 +189,12 @@ class CommandRequest:
         return CommandRequest(Code.FN, bytes((sub,)) + params, password).encode()
 
 
+@functools.lru_cache(maxsize=16)
+def _password(password: int) -> bytes:
+    """The 2-byte BCD access password that starts every request (the same for every command: cached)."""
+    return bcd.encode(password, 2)
+
+
 def parse_request(body: bytes) -> CommandRequest:
     """The device's view of a request body; ValueError when it is too short to hold a command."""
     if len(body) < 3:
@@ -224,8 +231,7 @@ class ItemLine:
         out[65:71] = bcd.encode(self.price, 6)
         out[71:76] = bcd.encode(self.quantity_milli, 5)
         out[76] = 1
-        out[77] = 1  # no discount: the "markup" flag with a zero amount, as atol4j sends it
-        out[78:84] = bcd.encode(0, 6)
+        out[77] = 1  # no discount: the "markup" flag with a zero amount (BCD zeros), as atol4j sends it
         out[84] = self.tax
         out[85] = self.section
         return bytes(out)
