@@ -27,6 +27,7 @@ from ..bitapi import (
     Packet,
     ReceiptCommand,
     ServiceCommand,
+    dumps,
     encode_results,
 )
 from ..devices.base import CardOperation, CardResult, FiscalRegister, PaymentTerminal
@@ -64,7 +65,6 @@ class Executor:
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
         self._inflight: dict[tuple[str, str], asyncio.Future[Outcome]] = {}
-        self._journal_seconds = 0.0  # checkpoint writes made from inside the current device call
 
     async def run(self, packet: Packet, devices: dict[str, DeviceEntry], *, source: str = "browser",
                   origin: str | None = None) -> Outcome:
@@ -90,7 +90,6 @@ class Executor:
 
     async def _run(self, packet: Packet, devices: dict[str, DeviceEntry], source: str,
                    origin: str | None) -> Outcome:
-        rows: list[CommandRow] | None = None
         prior = self.journal.find(packet.order_id, packet.fingerprint) if packet.order_id else None
         if prior is not None and prior.status == "done":
             self.journal.count_replay(prior.id)
@@ -102,8 +101,6 @@ class Executor:
             self.journal.reopen(packet_id)
             log.info("packet %d (order %s) resumed after: %s", packet_id, packet.order_id, prior.status)
         else:
-            from ..bitapi import dumps
-
             packet_id, reused = self.journal.create_packet(
                 order_id=packet.order_id, fingerprint=packet.fingerprint, source=source, origin=origin,
                 packet_json=dumps({"tokens": list(packet.headers.tokens), "commands": [
@@ -138,7 +135,7 @@ class Executor:
                 continue
             entry = devices[command.device]
             began = time.perf_counter()
-            card: CardResult | None = None
+            waits = _JournalWaits()
             try:
                 reconciled = None
                 if row.status == "started":
@@ -146,10 +143,9 @@ class Executor:
                 if reconciled is not None:
                     result, card = reconciled
                 else:
-                    result, card = await self._execute(command, entry, packet_id, devices)
+                    result, card = await self._execute(command, entry, packet_id, devices, waits)
             finally:
-                device_seconds += time.perf_counter() - began - self._journal_seconds
-                self._journal_seconds = 0.0
+                device_seconds += time.perf_counter() - began - waits.seconds
             if not result.ok and paid and command.type is CommandType.RECEIPT:
                 result = await self._after_paid_receipt_failed(result, paid, devices)
             encoded = encode_results([result])[0]
@@ -168,7 +164,8 @@ class Executor:
     # --- one command -----------------------------------------------------------------------------------
 
     async def _execute(self, command: Command, entry: DeviceEntry, packet_id: int,
-                       devices: dict[str, DeviceEntry]) -> tuple[CommandResult, CardResult | None]:
+                       devices: dict[str, DeviceEntry],
+                       waits: "_JournalWaits") -> tuple[CommandResult, CardResult | None]:
         index = command.index
 
         def checkpoint(last_fd: int) -> _Waited:
@@ -176,7 +173,7 @@ class Executor:
             # before the fiscalizing command: only that wait is the driver's time inside the device call
             write = asyncio.ensure_future(asyncio.to_thread(self.journal.start_command, packet_id, index,
                                                             fd_before=last_fd))
-            return _Waited(write, self)
+            return _Waited(write, waits)
 
         if command.type not in _FISCAL:
             self.journal.start_command(packet_id, index)
@@ -380,19 +377,27 @@ def _check_marking(command: CheckMarkingCommand) -> CommandResult:
     return CommandResult(command.name, command.type.wire, False, error=error)
 
 
-class _Waited:
-    """An awaitable journal write that adds the time spent awaiting it to the executor's `_journal_seconds`."""
+class _JournalWaits:
+    """How long one command's device call waited for the journal (its checkpoint): the driver's time, not the
+    device's."""
 
-    def __init__(self, write: asyncio.Future, executor: "Executor") -> None:
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+
+class _Waited:
+    """An awaitable journal write that adds the time spent awaiting it to `waits`."""
+
+    def __init__(self, write: asyncio.Future, waits: _JournalWaits) -> None:
         self.write = write
-        self.executor = executor
+        self.waits = waits
 
     def __await__(self):
         began = time.perf_counter()
         try:
             return (yield from self.write.__await__())
         finally:
-            self.executor._journal_seconds += time.perf_counter() - began
+            self.waits.seconds += time.perf_counter() - began
 
 
 class _Locks:
