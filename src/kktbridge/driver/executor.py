@@ -409,10 +409,8 @@ class _Locks:
     async def __aenter__(self) -> None:
         for entry in self.entries:
             await entry.lock.acquire()
-            entry.busy_since = time.monotonic()
 
     async def __aexit__(self, *exc: object) -> None:
         for entry in reversed(self.entries):
-            entry.busy_since = None
             entry.lock.release()
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..bitapi import RequestHeaders
 from ..devices.base import FiscalRegister, PaymentTerminal, RegisterStatus
@@ -74,7 +72,6 @@ class DeviceEntry:
     connected: bool = False
     last_error: BridgeError | None = None
     last_status: RegisterStatus | None = None
-    busy_since: float | None = None
 
     @property
     def token(self) -> str:
@@ -198,11 +195,3 @@ class Registry:
             except Exception as exc:  # closing must not stop the others from closing
                 log.warning("%s: close failed: %s", entry.config.name, exc)
             entry.connected = False
-
-    def mark_busy(self, entry: DeviceEntry, busy: bool) -> None:
-        entry.busy_since = time.monotonic() if busy else None
-
-    def snapshot(self) -> list[dict[str, Any]]:
-        return [{"name": e.config.name, "kind": e.config.kind, "role": e.role, "connection": e.describe(),
-                 "connected": e.connected, "busy": e.busy_since is not None,
-                 "lastError": e.last_error.to_dict() if e.last_error else None} for e in self.entries]
