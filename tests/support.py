@@ -7,7 +7,7 @@ from pathlib import Path
 from kktbridge.emulators.fncore import read_journal
 from kktbridge.fiscal import Cashier, Item, Payments, Quantity, Receipt, ReceiptType, TaxationSystem, VatRate
 
-__all__ = ["CASHIER", "Journal", "receipt"]
+__all__ = ["CASHIER", "Journal", "example_receipt_reaches_the_register_whole", "receipt"]
 
 CASHIER = Cashier("Пупкин Иван Трофимович", "500100732259")
 
@@ -36,3 +36,18 @@ class Journal:
     def lines(self, doc: str) -> list[dict]:
         """Every record of one type, fiscal or not (x_report, cash_in, ...)."""
         return [r for r in read_journal(self.journal_path) if r["doc"] == doc]
+
+
+async def example_receipt_reaches_the_register_whole(bench) -> None:
+    """The receipt of the API 1.2 example through a register adapter (`bench.register`) to its emulator
+    (`bench.emulator`, journal read by `bench.documents`): every field the journal keeps arrives, and the QR is printed."""
+    from kktbridge.bitapi import decode_request
+    from kktbridge.examples import example_packet
+
+    packet = decode_request({}, example_packet().encode())
+    result = await bench.register.fiscalize(packet.commands[1].receipt)
+    doc = bench.documents("receipt")[-1]
+    assert result.total == 1100 and doc["taxation"] == "PATENT" and doc["buyer"] == {"contact": "kkmspb2008@yandex.ru"}
+    assert doc["items"][0] == {"name": "товар 123", "price": 1100, "quantity": "1", "amount": 1100, "vat": 6,
+                               "method": 2, "object": 3, "measure": 10, "additional": "что-то дополнительное"}
+    assert "[QR] " + result.qr in bench.emulator.paper.text()

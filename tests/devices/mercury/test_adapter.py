@@ -44,7 +44,7 @@ from kktbridge.fiscal import (
     VatRate,
 )
 
-from tests.support import CASHIER, Journal, receipt
+from tests.support import CASHIER, Journal, example_receipt_reaches_the_register_whole, receipt
 
 MARK = b"0104600439931256215ABCdef\x1d91EE06\x1d92bXlSZWxhc3Q="
 
@@ -151,16 +151,7 @@ async def test_checkpoint_comes_right_before_close_check(bench):
 
 
 async def test_rich_receipt_reaches_the_register_whole(bench):
-    from kktbridge.bitapi import decode_request
-    from kktbridge.examples import example_packet
-
-    packet = decode_request({}, example_packet().encode())
-    result = await bench.register.fiscalize(packet.commands[1].receipt)
-    doc = bench.documents("receipt")[-1]
-    assert result.total == 1100 and doc["taxation"] == "PATENT" and doc["buyer"] == {"contact": "kkmspb2008@yandex.ru"}
-    assert doc["items"][0] == {"name": "товар 123", "price": 1100, "quantity": "1", "amount": 1100, "vat": 6,
-                               "method": 2, "object": 3, "measure": 10, "additional": "что-то дополнительное"}
-    assert "[QR] " + result.qr in bench.emulator.paper.text()
+    await example_receipt_reaches_the_register_whole(bench)
 
 
 async def test_marked_item_with_mc_info(bench):
