@@ -13,7 +13,7 @@ from kktbridge.bitapi import (
     ShowMode,
     command_type,
 )
-from kktbridge.fiscal import CashOperationKind
+from kktbridge.fiscal import Cashier, CashOperationKind
 
 CASHIER = {"cashierName_1021": "Пупкин Иван Трофимович", "cashierInn_1203": ""}
 
@@ -22,10 +22,14 @@ CASHIER = {"cashierName_1021": "Пупкин Иван Трофимович", "ca
     ("kkt\u0421ashIn", CommandType.CASH_IN),  # Cyrillic С as in the 1.4/1.5 docs
     ("kkt\u0421ashOut", CommandType.CASH_OUT),
     ("KKTXREPORT", CommandType.X_REPORT),
-    (" kktOpenShift ", CommandType.OPEN_SHIFT),
 ])
 def test_command_type_names(wire, kind):
     assert command_type(wire) is kind
+
+
+@pytest.mark.parametrize("wire", [" kktOpenShift ", "kktOpenShift\n", "\u00a0kktXReport", "kkt OpenShift", ""])
+def test_command_types_are_identifiers_not_guesses(wire):
+    assert command_type(wire) is None
 
 
 def test_devices_of_types():
@@ -45,9 +49,15 @@ def test_service_commands(decode, kind):
     assert php_empty.cashier is None
 
 
-def test_cashier_inn_checked(refusal):
-    assert refusal([{"name": "n", "type": "kktOpenShift", "data": {"cashierName_1021": "И", "cashierInn_1203": "123"}}]) == {
-        "[0].data.cashierInn_1203": "inn"}
+def test_cashier_inn_checked(decode, refusal):
+    packet = [{"name": "n", "type": "kktOpenShift", "data": {"cashierName_1021": "И", "cashierInn_1203": "123"}}]
+    assert refusal(packet, strict=True) == {"[0].data.cashierInn_1203": "inn"}
+    command = decode(packet).commands[0]  # not an INN: left out, and said so
+    assert command.cashier == Cashier("И", None)
+    assert [(w.path, w.code) for w in command.warnings] == [("[0].data.cashierInn_1203", "cashier_inn_dropped")]
+    good = [{"name": "n", "type": "kktOpenShift", "data": {"cashierName_1021": "И", "cashierInn_1203": "500100732259"}}]
+    command = decode(good).commands[0]
+    assert command.cashier == Cashier("И", "500100732259") and command.warnings == ()
 
 
 @pytest.mark.parametrize("packet", [

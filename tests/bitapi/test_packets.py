@@ -120,7 +120,12 @@ def test_all_reasons_of_all_commands_at_once():
     paths = [f.path for f in info.value.fields]
     assert paths == ["headers.Action", "headers.BIT_KKT_TOKEN", "[0].data.sum", "[1].type", "[2].cashSum"]
     assert info.value.code == "bad_packet" and not info.value.retryable
-    assert "headers.Action" in info.value.ru and "headers.Action" in info.value.en
+    error = info.value
+    for path in paths:  # each problem once in each text, the languages apart in errorRu/errorEn
+        assert error.text().count(f"{path}:") == error.text_ru().count(f"{path}:") == 1
+        assert error.text_en().count(f"{path}:") == 1
+    assert "не указана сумма" in error.text_ru() and "missing" not in error.text_ru()
+    assert "missing" in error.text_en() and "не указана" not in error.text_en()
 
 
 @pytest.mark.parametrize("body, path, code", [

@@ -159,9 +159,11 @@ def test_amount_zero_means_compute(decode, receipt_packet, item):
     assert r.items[0].amount == 288 and r.change == 100000 - 288
 
 
-def test_amount_that_disagrees(refusal, receipt_packet, item):
+def test_amount_that_disagrees_is_refused_when_strict(refusal, receipt_packet, item):
+    """Lenient decoding lets the register's price × quantity stand (tests/bitapi/test_compat.py)."""
     assert refusal(receipt_packet([item(price_1079=1.23, qty_1023=2.345, amount_1043=2.89)],
-                                  payments={"cash_1031": 10})) == {"[0].data.purchases[0].amount_1043": "sum_mismatch"}
+                                  payments={"cash_1031": 10}), strict=True) == {
+        "[0].data.purchases[0].amount_1043": "sum_mismatch"}
 
 
 def test_defaults_fill_what_the_caller_left_out(decode, refusal, receipt_packet, item):
@@ -230,3 +232,15 @@ def test_country_code_padded_and_excise(decode, receipt_packet, item):
                                                customsDeclaration_1231="11/141117/0004455")])))
     assert r.items[0].country_code == "051" and r.items[0].excise == 344
     assert r.items[0].customs_declaration == "11/141117/0004455"
+
+
+def test_device_defaults_keep_their_form_between_driver_and_cloud_and_garbage_leaves_the_plain_ones():
+    from kktbridge.fiscal import Measure, PaymentMethod, PaymentObject
+
+    sent = ReceiptDefaults(taxation=TaxationSystem.PATENT, vat=VatRate.VAT10, payment_method=PaymentMethod.CREDIT,
+                           payment_object=PaymentObject.SERVICE, measure=Measure.KILOGRAM, time_zone=3)
+    assert ReceiptDefaults.from_json(sent.to_json()) == sent
+    assert ReceiptDefaults.from_json(ReceiptDefaults().to_json()) == ReceiptDefaults()
+    for garbage in (None, [], "x", {"vat": 99, "taxation": True, "measure": "0", "timeZone": 12,
+                                    "paymentMethod": 2 ** 80, "paymentObject": -1}):
+        assert ReceiptDefaults.from_json(garbage) == ReceiptDefaults()

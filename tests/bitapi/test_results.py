@@ -6,7 +6,15 @@ from decimal import Decimal
 
 import pytest
 
-from kktbridge.bitapi import CommandResult, PacketError, decode_request, dumps, encode_packet_error, encode_results
+from kktbridge.bitapi import (
+    Adjustment,
+    CommandResult,
+    PacketError,
+    decode_request,
+    dumps,
+    encode_packet_error,
+    encode_results,
+)
 from kktbridge.fiscal import BridgeError, DocumentKind, FiscalResult, ReceiptQr, ReceiptType
 
 RECEIPT = FiscalResult(kind=DocumentKind.RECEIPT, fd_number=123, fiscal_sign="2918241905", fn_number="9999078900012345",
@@ -66,3 +74,19 @@ def test_dumps_refuses_floats_and_keeps_digits():
     assert dumps({"a": Decimal("12.00"), "b": [1, True, None, "я"]}) == '{"a":12.00,"b":[1,true,null,"я"]}'
     with pytest.raises(TypeError):
         dumps({"a": 1.5})
+
+
+def test_adjustments_beside_success_and_said_in_it():
+    adjusted = Adjustment("[1].data.payments", "payments_completed", "оплата не указана: доплачено 11.00 наличными",
+                          "no payments given: 11.00 in cash added")
+    ok, failed = encode_results([
+        CommandResult("чек", "kktReceiptFiscalization", True, fiscal=RECEIPT, warnings=(adjusted,)),
+        CommandResult("чек", "kktReceiptFiscalization", False, error=BridgeError("no_paper", "нет бумаги", "no paper"),
+                      warnings=(adjusted,))])
+    assert ok["warnings"] == [{"path": "[1].data.payments", "code": "payments_completed",
+                               "ru": adjusted.ru, "en": adjusted.en}]
+    assert ok["success"] == ("OK: чек №7 (приход), ФД 123, ФП 2918241905; исправлено драйвером: "
+                             "оплата не указана: доплачено 11.00 наличными")
+    assert failed["warnings"] == ok["warnings"] and failed["error"] == "нет бумаги / no paper"
+    (plain,) = encode_results([CommandResult("чек", "kktReceiptFiscalization", True, fiscal=RECEIPT)])
+    assert "warnings" not in plain

@@ -5,6 +5,7 @@ the bytes.
 """
 
 from .body import decode_body
+from .compat import Adjustment
 from .commands import (
     CardOperationCommand,
     CashCommand,
@@ -25,6 +26,7 @@ from .tags import tag_of
 
 __all__ = [
     "MAX_COMMANDS",
+    "Adjustment",
     "CardOperationCommand",
     "CashCommand",
     "CheckMarkingCommand",

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..fiscal import CashOperation, CashOperationKind, Cashier, Receipt
+from ..fiscal import DEFAULT_LIMITS, CashOperation, CashOperationKind, Cashier, Receipt
 from .jsontext import JsonObject
 from .tags import Node, as_int, marking_bytes, money_at
+
+if TYPE_CHECKING:
+    from .compat import Adjustment
 
 __all__ = [
     "CardOperationCommand",
@@ -56,8 +59,9 @@ _BY_NAME = {member.wire.lower(): member for member in CommandType}
 
 
 def command_type(name: str) -> CommandType | None:
-    """The type of a wire name; the Cyrillic С (U+0421/U+0441) of `kktСashIn` and letter case are forgiven."""
-    return _BY_NAME.get(name.strip().replace("\u0421", "C").replace("\u0441", "c").lower())
+    """The type of a wire name; the Cyrillic С (U+0421/U+0441) of `kktСashIn` and letter case are forgiven, nothing
+    else: a type is an identifier from code, so one with spaces around it is a mistake to report, not to guess."""
+    return _BY_NAME.get(name.replace("\u0421", "C").replace("\u0441", "c").lower())
 
 
 class ShowMode(enum.IntEnum):
@@ -74,6 +78,7 @@ class Command:
     name: str  # caption, echoed in the result
     type: CommandType
     show_mode: ShowMode | None = None
+    warnings: tuple[Adjustment, ...] = ()  # what decoding adjusted in it (compat.py), reported beside its result
 
     @property
     def device(self) -> str:
@@ -131,6 +136,8 @@ def cash_operation(kind: CommandType, command: JsonObject, data: Node | None, pa
             continue
         for key in ("cashSum", "sum"):
             if holder.get(key) is not None:
+                if data is not None and holder is data.obj:
+                    data.seen(key)
                 amount = money_at(node.ctx, f"{holder_path}.{key}", holder[key])
                 if amount is None:
                     return None
@@ -150,12 +157,18 @@ def card_fields(command: CommandType, data: Node | None, path: str, node: Node) 
     ok = True
     obj: Any = data.obj if data is not None else {}
     data_path = data.path if data is not None else f"{path}.data"
+    if data is not None:
+        data.seen("sum", "rrn")
     if obj.get("sum") is not None:
         amount = money_at(node.ctx, f"{data_path}.sum", obj["sum"])
         ok = amount is not None
         if amount == 0 and needs_sum:
             node.ctx.error(f"{data_path}.sum", "range", "сумма оплаты картой должна быть больше нуля",
                            "a card payment sum must be above zero")
+            ok = False
+        elif amount is not None and amount > DEFAULT_LIMITS.max_sum:
+            node.ctx.error(f"{data_path}.sum", "range", "сумма больше наибольшей, что принимают ККТ и терминалы",
+                           "the sum is above the most registers and terminals take")
             ok = False
     elif needs_sum:
         node.ctx.error(f"{data_path}.sum", "required", "не указана сумма (sum)", "the sum (sum) is missing")

@@ -6,6 +6,11 @@
 "for the future"); which token is the register's and which the terminal's is known only to the device
 registry, so they are kept as a list. Names are matched ignoring case and `-`/`_` (`bit_order_id`,
 `Bit_order_id`, `BIT-ORDER-ID`), because proxies and HTTP stacks rewrite them.
+
+Bytes: a header value that is not UTF-8 is read as Windows-1251, which is what Russian Windows clients send (a
+BIT_ORDER_ID like «Заказ-17» from a 1С or Delphi program). HTTP servers hand such bytes over as surrogate escapes
+(aiohttp does, like Python's own `surrogateescape`); `header_text` turns them back into the bytes and reads those.
+A value that is not Windows-1251 either, or holds control characters, is refused with the header's name.
 """
 
 from __future__ import annotations
@@ -14,13 +19,18 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ..fiscal import FieldError
+from ..fiscal import FieldError, shown
 
-__all__ = ["ACTIONS", "RequestHeaders", "parse_headers"]
+__all__ = ["ACTIONS", "RequestHeaders", "header_text", "parse_headers"]
 
 ACTIONS = {"command_list": "1.3", "tolocalhost": "1.2"}
 _TOKEN = re.compile(r"[0-9a-f]{32}")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 MAX_ORDER_ID = 128
+# The headers parse_headers reads, by normalized name → as the docs spell them.
+_KNOWN = {"action": "Action", "bit_kkt_token": "BIT_KKT_TOKEN", "bit_bnk_trm_token": "BIT_BNK_TRM_TOKEN",
+          "bit_order_id": "BIT_ORDER_ID", "bit_encode_type": "BIT_ENCODE_TYPE",
+          "bit_allow_invalid_mrk_codes_with_cashier": "BIT_ALLOW_INVALID_MRK_CODES_WITH_CASHIER"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,20 +55,41 @@ def _norm(name: str) -> str:
     return name.strip().lower().replace("-", "_")
 
 
+def header_text(value: str) -> str | None:
+    """A header value as text: UTF-8 as it came, other bytes (surrogate escapes) read as Windows-1251; None
+    when they are not Windows-1251 either."""
+    if value.isascii() or not any("\udc80" <= char <= "\udcff" for char in value):
+        return value
+    try:
+        return value.encode("utf-8", "surrogateescape").decode("cp1251")
+    except UnicodeError:
+        return None
+
+
 def parse_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[RequestHeaders, list[FieldError]]:
     """Read the BIT headers; problems come back as FieldErrors naming the header."""
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     found: dict[str, str] = {}
     legacy: list[str] = []
+    errors: list[FieldError] = []
     for raw_name, raw_value in pairs:
         name = _norm(raw_name)
-        value = raw_value.strip()
         if _TOKEN.fullmatch(name):
             if name not in legacy:
                 legacy.append(name)
             continue
-        found[name] = value
-    errors: list[FieldError] = []
+        if name not in _KNOWN:
+            continue
+        value = header_text(raw_value)
+        if value is None or _CONTROL.search(value):
+            errors.append(FieldError(
+                f"headers.{_KNOWN[name]}", "header_encoding",
+                f"заголовок {_KNOWN[name]} не читается: ни UTF-8, ни Windows-1251, или в нём управляющие символы",
+                f"the {_KNOWN[name]} header cannot be read: neither UTF-8 nor Windows-1251, or it holds control "
+                "characters",
+            ))
+            continue
+        found[name] = value.strip()
 
     action = found.get("action") or None
     style = "1.3"
@@ -68,8 +99,8 @@ def parse_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> tup
             errors.append(FieldError(
                 "headers.Action",
                 "action",
-                f"неизвестный Action «{action}»: ожидается command_list",
-                f"unknown Action '{action}': command_list is expected",
+                f"неизвестный Action «{shown(action)}»: ожидается command_list",
+                f"unknown Action '{shown(action)}': command_list is expected",
             ))
         else:
             style = style_of
@@ -84,8 +115,8 @@ def parse_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> tup
             errors.append(FieldError(
                 f"headers.{label}",
                 "token",
-                f"{label}: токен — 32 шестнадцатеричных символа, получено «{found[header]}»",
-                f"{label}: a token is 32 hex characters, got '{found[header]}'",
+                f"{label}: токен — 32 шестнадцатеричных символа, получено «{shown(found[header])}»",
+                f"{label}: a token is 32 hex characters, got '{shown(found[header])}'",
             ))
             return None
         return value

@@ -2,14 +2,16 @@
 
 Nothing runs until the whole packet is known to be good: a packet that pays by card and then fiscalizes a
 receipt with a wrong sum must be refused before the card is charged. So every command is decoded and every
-receipt validated first, and all problems are reported together in one PacketError.
+receipt validated first, and all problems are reported together in one PacketError. What the vendor's own
+clients send short or inconsistent is adjusted here, before validation and before anything runs (compat.py), unless
+`strict`; each adjustment travels on its command.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -26,6 +28,7 @@ from ..fiscal import (
 )
 from ..fiscal.validation import Path
 from .body import decode_body
+from .compat import CardMoney, complete_payments, register_line_totals
 from .commands import (
     CardOperationCommand,
     CashCommand,
@@ -41,27 +44,30 @@ from .commands import (
     read_show_mode,
 )
 from .headers import RequestHeaders, parse_headers
-from .jsontext import JsonObject, loads
+from .jsontext import Bounds, JsonObject, JsonRefused, loads
 from .receipt import ReceiptDefaults, read_cashier, read_receipt
 from .tags import Context, Node
 
-__all__ = ["MAX_COMMANDS", "Packet", "PacketError", "decode_commands", "decode_request"]
+__all__ = ["MAX_COMMANDS", "MAX_PROBLEMS", "Packet", "PacketError", "decode_commands", "decode_request"]
 
 MAX_COMMANDS = 64
 
 
+MAX_PROBLEMS = 100  # listed in one answer; a packet with more gets a last entry counting the rest
+
+
 class PacketError(BridgeError):
-    """The packet cannot run as sent; `fields` lists every problem with the caller's key path."""
+    """The packet cannot run as sent; `fields` lists every problem with the caller's key path (the first
+    MAX_PROBLEMS of them, then one `too_many_errors` entry), and the texts name each problem once."""
 
     def __init__(self, fields: list[FieldError]) -> None:
-        first = fields[0] if fields else None
-        super().__init__(
-            code="bad_packet",
-            ru="пакет команд отклонён" + (f": {first.path}: {first.ru}" if first else ""),
-            en="command packet refused" + (f": {first.path}: {first.en}" if first else ""),
-            retryable=False,
-            fields=tuple(fields),
-        )
+        listed = list(fields[:MAX_PROBLEMS])
+        if len(fields) > MAX_PROBLEMS:
+            more = len(fields) - MAX_PROBLEMS
+            listed.append(FieldError("body", "too_many_errors", f"и ещё {more} (не показаны)", f"and {more} more "
+                                     "(not listed)"))
+        super().__init__(code="bad_packet", ru="пакет команд отклонён", en="command packet refused", retryable=False,
+                         fields=tuple(listed))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +75,7 @@ class Packet:
     headers: RequestHeaders
     commands: tuple[Command, ...]
     fingerprint: str  # sha256 of the commands and tokens: equal packets, equal fingerprints
+    unread: tuple[str, ...] = ()  # wire paths of the keys no reader looked at (`getVatRate`): ignored
 
     @property
     def order_id(self) -> str | None:
@@ -84,19 +91,26 @@ def decode_request(
     *,
     defaults: ReceiptDefaults = ReceiptDefaults(),
     limits: Limits = DEFAULT_LIMITS,
+    strict: bool = False,
     today: date | None = None,
 ) -> Packet:
-    """Headers and body of a POST to the driver → Packet, or PacketError naming every bad field."""
+    """Headers and body of a POST to the driver → Packet, or PacketError naming every bad field.
+
+    `strict`: refuse what the vendor's clients send short or inconsistent instead of adjusting it (compat.py)."""
     parsed_headers, errors = parse_headers(headers)
     try:
-        value = loads(decode_body(body))
+        value = loads(decode_body(body), Bounds.for_items(limits.max_items))
+    except JsonRefused as exc:
+        raise PacketError([*errors, *exc.fields]) from None
     except FormatError as exc:
         raise PacketError([*errors, exc.at("body")]) from None
-    commands, command_errors = decode_commands(value, defaults=defaults, limits=limits, today=today)
+    unread: list[str] = []
+    commands, command_errors = decode_commands(value, defaults=defaults, limits=limits, strict=strict, today=today,
+                                               unread=unread)
     errors.extend(command_errors)
     if errors:
         raise PacketError(errors)
-    return Packet(parsed_headers, tuple(commands), fingerprint(value, parsed_headers.tokens))
+    return Packet(parsed_headers, tuple(commands), fingerprint(value, parsed_headers.tokens), tuple(unread))
 
 
 def decode_commands(
@@ -104,9 +118,13 @@ def decode_commands(
     *,
     defaults: ReceiptDefaults = ReceiptDefaults(),
     limits: Limits = DEFAULT_LIMITS,
+    strict: bool = False,
     today: date | None = None,
+    unread: list[str] | None = None,
 ) -> tuple[list[Command], list[FieldError]]:
-    """The parsed JSON of a packet (a list of commands; a single command object is taken as a list of one)."""
+    """The parsed JSON of a packet (a list of commands; a single command object is taken as a list of one).
+
+    `unread`, when given, receives the wire paths of the keys that no reader looked at."""
     if isinstance(value, JsonObject) and "type" in value:
         value = [value]
     if not isinstance(value, list):
@@ -121,23 +139,29 @@ def decode_commands(
     on_date = today or date.today()
     commands: list[Command] = []
     errors: list[FieldError] = []
+    card = CardMoney()
     for index, element in enumerate(value):
-        ctx = Context()
-        command = _command(index, element, ctx, defaults, limits, on_date)
+        ctx = Context(strict=strict)
+        command = _command(index, element, ctx, defaults, limits, on_date, card)
         errors.extend(ctx.errors)
+        if unread is not None:
+            unread.extend(ctx.unread())
         if command is not None:
+            if ctx.warnings:
+                command = replace(command, warnings=tuple(ctx.warnings))
+            card.note(command)
             commands.append(command)
     return commands, errors
 
 
 def _command(index: int, element: Any, ctx: Context, defaults: ReceiptDefaults, limits: Limits,
-             on_date: date) -> Command | None:
+             on_date: date, card: CardMoney) -> Command | None:
     path = f"[{index}]"
     if not isinstance(element, JsonObject):
         ctx.error(path, "type", "команда должна быть объектом {name, type, data}",
                   "a command must be an object {name, type, data}")
         return None
-    root = Node(element, path, ("command",), ctx)
+    root = Node(element, path, ("command",), ctx, track=False)
     raw_type = element.get("type")
     kind = command_type(raw_type) if isinstance(raw_type, str) else None
     if kind is None:
@@ -168,8 +192,18 @@ def _command(index: int, element: Any, ctx: Context, defaults: ReceiptDefaults, 
             ctx.error(f"{path}.data", "required", "нет данных чека (data)", "the receipt data (data) is missing")
             return None
         receipt, good, complete = read_receipt(data, defaults)
-        problems = validate_receipt(receipt, limits=limits, on_date=on_date, check_totals=complete,
-                                    where=lambda logical: ctx.where(_remap(logical, good)))
+
+        def where(logical: Path) -> str:
+            return ctx.where(_remap(logical, good))
+
+        if complete and not ctx.strict:  # the totals are known: the register's line totals, then the payments
+            if limits.line_total_by_register:
+                receipt, notes = register_line_totals(receipt, where)
+                ctx.warnings.extend(notes)
+            receipt, note = complete_payments(receipt, card.unshown(receipt.type), where)
+            if note is not None:
+                ctx.warn(note)
+        problems = validate_receipt(receipt, limits=limits, on_date=on_date, check_totals=complete, where=where)
         ctx.errors.extend(problems)
         return ReceiptCommand(**common, receipt=receipt) if not ctx.errors else None
 
@@ -200,10 +234,16 @@ def _remap(logical: Path, good: list[int]) -> Path:
 
 
 def fingerprint(value: Any, tokens: tuple[str, ...]) -> str:
-    """A digest of what a packet asks for: the same commands to the same devices give the same digest."""
+    """A digest of what a packet asks for: the same commands to the same devices give the same digest. A command's
+    caption (`name`) is left out: a client that renames "Оплата" to "Оплата картой" on a retry asks for the same
+    thing, and must not be charged twice."""
     digest = hashlib.sha256()
     digest.update(",".join(sorted(tokens)).encode())
     digest.update(b"\x00")
+    if isinstance(value, list):
+        value = [{k: v for k, v in c.items() if k != "name"} if isinstance(c, dict) else c for c in value]
+    elif isinstance(value, dict):
+        value = {k: v for k, v in value.items() if k != "name"}
     _canonical(value, digest)
     return digest.hexdigest()
 

@@ -4,7 +4,8 @@ Every tolerance of §10 lives here: items as `purchases`, `"1059": [...]` or `"<
 sent, all shapes together); payments inside `payments` or beside the items; `printDoc` and `electronically`;
 the buyer as `sendToEmail_1008` or inside `clientInfo`; 1260/1261 as a list or one object; `amount_1043`
 of 0 meaning "not sent" (the demos send 0 for every line). Defaults that the caller may leave out come from
-the device (`ReceiptDefaults`), never from a guess here.
+the device (`ReceiptDefaults`), never from a guess here. What the vendor's own clients send short or inconsistent
+is made whole by compat.py (an item's price from its line total, a cashier "INN" that is a name), unless strict.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..fiscal import (
     VatRate,
 )
 from ..fiscal.validation import Path
+from .compat import cashier_inn, price_from_total
 from .jsontext import JsonObject
 from .tags import Node, tag_of
 
@@ -46,6 +48,35 @@ class ReceiptDefaults:
     payment_object: PaymentObject = PaymentObject.COMMODITY
     measure: Measure = Measure.PIECE
     time_zone: int | None = None
+
+    def to_json(self) -> dict[str, int | None]:
+        """As a driver reports them to the cloud (which reads packets for that device with them)."""
+        return {"taxation": self.taxation.index if self.taxation else None, "vat": int(self.vat) if self.vat else None,
+                "paymentMethod": int(self.payment_method), "paymentObject": int(self.payment_object),
+                "measure": int(self.measure), "timeZone": self.time_zone}
+
+    @classmethod
+    def from_json(cls, data: object) -> "ReceiptDefaults":
+        """What a driver reported; a value that is not one of the codes is left out (the plain default stands)."""
+        if not isinstance(data, dict):
+            return cls()
+
+        def code(key: str, kind, default):
+            value = data.get(key)
+            try:
+                return kind(value) if isinstance(value, int) and not isinstance(value, bool) else default
+            except ValueError:
+                return default
+
+        def zone(value: int) -> int:
+            if not 1 <= value <= 11:  # tag 1011's zones
+                raise ValueError(value)
+            return value
+
+        return cls(taxation=code("taxation", TaxationSystem.from_index, None), vat=code("vat", VatRate, None),
+                   payment_method=code("paymentMethod", PaymentMethod, PaymentMethod.FULL_PAYMENT),
+                   payment_object=code("paymentObject", PaymentObject, PaymentObject.COMMODITY),
+                   measure=code("measure", Measure, Measure.PIECE), time_zone=code("timeZone", zone, None))
 
 
 _TAXATION_KNOWN = "0–5 (ОСН, УСН доход, УСН Д−Р, ЕНВД, ЕСХН, ПСН) или маска 8, 16, 32"
@@ -114,6 +145,7 @@ def _receipt_type(node: Node) -> ReceiptType | None:
 def _items(node: Node, defaults: ReceiptDefaults) -> tuple[list[Item], list[int]]:
     """Every item in the order sent, from all three container shapes; the logical indices of those read."""
     containers = [(key, value) for key, value in node.obj.pairs if key.lower() == "purchases" or tag_of(key) == 1059]
+    node.read.update(key for key, _ in containers)
     node.ctx.keys[(*node.logical, "items")] = node.key_path(containers[0][0] if containers else "purchases")
     items: list[Item] = []
     good: list[int] = []
@@ -143,9 +175,13 @@ def _items(node: Node, defaults: ReceiptDefaults) -> tuple[list[Item], list[int]
 def _item(node: Node, defaults: ReceiptDefaults) -> Item | None:
     errors_before = len(node.ctx.errors)
     name = node.text(1030, "name", required="наименование (productName_1030)")
-    price = node.money(1079, "price", required="цена (price_1079)")
     quantity = node.quantity(1023, "quantity", required="количество (qty_1023)")
-    amount = node.money(1043, "amount")
+    sent_price = node.find(1079)
+    if node.ctx.strict or (sent_price is not None and sent_price[1] != ""):
+        price = node.money(1079, "price", required="цена (price_1079)")
+        amount = node.money(1043, "amount")
+    else:  # no price: the WooCommerce shape sends the line total alone
+        price, amount = price_from_total(node, quantity)
     vat = node.code(1199, "vat", VatRate)
     method = node.code(1214, "payment_method", PaymentMethod)
     subject = node.code(1212, "payment_object", PaymentObject)
@@ -214,7 +250,7 @@ def read_cashier(node: Node) -> Cashier | None:
     """Cashier 1021 and 1203 of any command's data; an empty INN ("" in every demo) means none."""
     node.ctx.keys[(*node.logical, "cashier")] = node.path
     name = node.text(1021, None)
-    inn = node.text(1203, None, digits=True)
+    inn = cashier_inn(node)
     node.ctx.keys[(*node.logical, "cashier", "name")] = node.locate(1021, None)[0]
     node.ctx.keys[(*node.logical, "cashier", "inn")] = node.locate(1203, None)[0]
     if name is None and inn is None:

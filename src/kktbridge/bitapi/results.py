@@ -1,9 +1,10 @@
 """Results back into BIT JSON: one object per command, `name` plus `success` or `error` (spec/bit-api.md §8).
 
 No sample answer of the vendor's driver is published; clients print `name : success|error` and treat any
-`error` as a failure, so `success` and `error` stay short texts and everything else sits beside them:
-the fiscal fields as tag-suffixed keys, the QR string, card data, device error details. The shape is
-documented in docs/result-format.md; keep the two in step.
+`error` as a failure, so `success` and `error` stay texts for the cashier and everything else sits beside them:
+the fiscal fields as tag-suffixed keys, the QR string, card data, device error details, the `warnings` of what
+the driver adjusted (which `success` also says in a few words, since the cashier sees nothing else). The shape
+is documented in docs/result-format.md; keep the two in step.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..fiscal import BridgeError, DocumentKind, FiscalResult, kopecks_to_decimal
+from ..fiscal import BridgeError, DocumentKind, FieldError, FiscalResult, kopecks_to_decimal
 
-__all__ = ["CommandResult", "encode_packet_error", "encode_results", "fiscal_fields", "success_text"]
+__all__ = ["ADJUSTED", "CommandResult", "encode_packet_error", "encode_results", "fiscal_fields", "success_text"]
+
+ADJUSTED = "; исправлено драйвером: "  # in `success`, before the adjustments of the command said in a few words
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,7 @@ class CommandResult:
     error: BridgeError | None = None
     skipped: bool = False  # not run because an earlier command failed
     extra: dict[str, Any] = field(default_factory=dict)  # card data and the like, already in wire form
+    warnings: tuple[FieldError, ...] = ()  # the command's adjustments made at decoding (compat.Adjustment)
 
 
 def fiscal_fields(result: FiscalResult) -> dict[str, Any]:
@@ -75,13 +79,17 @@ def _encode(result: CommandResult) -> dict[str, Any]:
             out["skipped"] = True
         if result.error is not None:
             out["errorCode"] = result.error.code
-            out["errorRu"] = result.error.ru
-            out["errorEn"] = result.error.en
+            out["errorRu"] = result.error.text_ru()
+            out["errorEn"] = result.error.text_en()
             out["retryable"] = result.error.retryable
             if result.error.device_code is not None or result.error.device_text:
                 out["deviceError"] = {"code": result.error.device_code, "text": result.error.device_text}
             if result.error.fields:
                 out["fields"] = [f.to_dict() for f in result.error.fields]
+    if result.warnings:  # beside success, and said in it too: the vendor's pages show the cashier `success` alone
+        out["warnings"] = [w.to_dict() for w in result.warnings]
+        if result.ok:
+            out["success"] += ADJUSTED + "; ".join(w.ru for w in result.warnings)
     if result.fiscal is not None:
         out.update(fiscal_fields(result.fiscal))
     out.update(result.extra)
@@ -99,8 +107,8 @@ def encode_packet_error(error: BridgeError) -> dict[str, Any]:
         "result": False,
         "error": error.text(),
         "errorCode": error.code,
-        "errorRu": error.ru,
-        "errorEn": error.en,
+        "errorRu": error.text_ru(),
+        "errorEn": error.text_en(),
         "retryable": error.retryable,
     }
     if error.fields:

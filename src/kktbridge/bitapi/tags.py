@@ -4,24 +4,30 @@ A key is `<free text>_<ФФД tag>`: the tag is whatever follows the last `_` (`
 `prepayment_1216`, `my_item_no_2_1059`); a key of digits alone is its own tag (`"1059"`). The prefix is
 only a label and may disagree with the tag (shared.js sends `credith_1217`).
 
-`Context` collects every error of a packet with the path the caller used, and a map from the logical path
-of a field (("items", 2, "price")) to its wire path (`data.purchases[2].price_1079`), which turns the
-domain validator's paths into the caller's.
+`Context` collects every error of a command with the path the caller used, the adjustments made to it
+(compat.py; none when `strict`), and a map from the logical path of a field (("items", 2, "price")) to its wire
+path (`data.purchases[2].price_1079`), which turns the domain validator's paths into the caller's. Each `Node`
+remembers the keys that were read, so the keys nobody reads (`getVatRate`) can be named in the driver's log.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from enum import Enum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..fiscal import FieldError, FormatError, Quantity, parse_rubles
+from ..fiscal import FieldError, FormatError, Quantity, parse_rubles, shown
+from ..fiscal.numbers import read_integer
 from ..fiscal.validation import Path
 from .jsontext import JsonObject
+
+if TYPE_CHECKING:
+    from .compat import Adjustment
 
 __all__ = ["MISSING", "Context", "Node", "tag_of"]
 
@@ -66,14 +72,25 @@ def tag_of(key: str) -> int | None:
 
 
 class Context:
-    """The errors of one packet and the logical → wire path map of its fields."""
+    """The errors and adjustments of one command, and the logical → wire path map of its fields."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, strict: bool = False) -> None:
+        self.strict = strict  # refuse what is short or inconsistent instead of adjusting it
         self.errors: list[FieldError] = []
+        self.warnings: list[Adjustment] = []
         self.keys: dict[Path, str] = {}
+        self.nodes: list[Node] = []
 
     def error(self, path: str, code: str, ru: str, en: str) -> None:
         self.errors.append(FieldError(path, code, ru, en))
+
+    def warn(self, adjustment: Adjustment) -> None:
+        self.warnings.append(adjustment)
+
+    def unread(self) -> list[str]:
+        """The wire paths of the keys with a value that no reader looked at."""
+        return [node.key_path(key) for node in self.nodes for key, tag, value in node.keys
+                if value is not None and tag not in node.read_tags and key not in node.read]
 
     def where(self, logical: Path) -> str:
         """The wire path of a logical path; unknown tails are appended to the nearest known parent."""
@@ -90,16 +107,20 @@ class Context:
 class Node:
     """A JSON object of the receipt format at a known wire path, read by tag or by name."""
 
-    def __init__(self, obj: JsonObject, path: str, logical: Path, ctx: Context) -> None:
+    def __init__(self, obj: JsonObject, path: str, logical: Path, ctx: Context, *, track: bool = True) -> None:
         self.obj = obj
         self.path = path
         self.logical = logical
         self.ctx = ctx
+        self.read: set[str] = set()  # the plain-named keys some reader looked at
+        self.read_tags: set[int] = set()  # the tags some reader found (every key carrying one counts as read)
+        self.keys = [(key, tag_of(key), value) for key, value in obj.pairs]
         ctx.keys.setdefault(logical, path)
+        if track:
+            ctx.nodes.append(self)
         self._last: dict[int, tuple[str, Any]] = {}  # per tag, the last key with a value (null is absence)
         self._by_name: dict[str, tuple[str, Any]] = {}
-        for key, value in obj.pairs:
-            tag = tag_of(key)
+        for key, tag, value in self.keys:
             if tag is not None and value is not None:
                 self._last[tag] = (key, value)
             self._by_name[key.lower()] = (key, value)
@@ -111,19 +132,29 @@ class Node:
 
     def find(self, tag: int) -> tuple[str, Any] | None:
         """The last key carrying the tag, with its value (null counts as absent)."""
-        return self._last.get(tag)
+        hit = self._last.get(tag)
+        if hit is not None:
+            self.read_tags.add(tag)
+        return hit
 
     def named(self, *names: str) -> tuple[str, Any] | None:
         """A plain-named key (`purchases`, `printDoc`), any letter case; null counts as absent."""
         for name in names:
             hit = self._by_name.get(name.lower())
             if hit is not None and hit[1] is not None:
+                self.read.add(hit[0])
                 return hit
         return None
+
+    def seen(self, *names: str) -> None:
+        """Plain-named keys read straight from `obj` count as read."""
+        self.read.update(hit[0] for name in names if (hit := self._by_name.get(name.lower())) is not None)
 
     def locate(self, tag: int, field: str | None) -> tuple[str, Any]:
         """(wire path, value or MISSING) of a tag; records the logical → wire mapping of `field`."""
         hit = self._last.get(tag)
+        if hit is not None:
+            self.read_tags.add(tag)
         wire = self.key_path(hit[0]) if hit else self.key_path(TAG_KEYS.get(tag, f"<…>_{tag}"))
         if field is not None:
             self.ctx.keys[(*self.logical, field)] = wire
@@ -168,8 +199,8 @@ class Node:
             return None
         text = value.strip() if isinstance(value, str) else str(value)
         if digits and not (text.isascii() and text.isdigit()):
-            self.ctx.error(wire, "format", f"ожидаются только цифры, получено «{text}»",
-                           f"digits only are expected, got '{text}'")
+            self.ctx.error(wire, "format", f"ожидаются только цифры, получено «{shown(text)}»",
+                           f"digits only are expected, got '{shown(text)}'")
             return None
         return text or None
 
@@ -195,8 +226,8 @@ class Node:
             return None
         number = as_int(value)
         if number is None:
-            self.ctx.error(wire, "type", f"ожидается целое число, получено {value!r}",
-                           f"an integer is expected, got {value!r}")
+            self.ctx.error(wire, "type", f"ожидается целое число, получено «{shown(value)}»",
+                           f"an integer is expected, got '{shown(value)}'")
         return number
 
     def code(self, tag: int, field: str | None, enum: type[E], *, required: str | None = None,
@@ -209,9 +240,9 @@ class Node:
             return convert(number) if convert else enum(number)
         except ValueError:
             wire, _ = self.locate(tag, field)
-            allowed = known or ", ".join(str(member.value) for member in enum)
-            self.ctx.error(wire, "code", f"неизвестный код {number} (тег {tag}); допустимы: {allowed}",
-                           f"unknown code {number} (tag {tag}); allowed: {allowed}")
+            allowed = known or _codes(enum)
+            self.ctx.error(wire, "code", f"неизвестный код {shown(number)} (тег {tag}); допустимы: {allowed}",
+                           f"unknown code {shown(number)} (tag {tag}); allowed: {allowed}")
             return None
 
     def money(self, tag: int, field: str | None, *, required: str | None = None) -> int | None:
@@ -257,6 +288,12 @@ class Node:
         return marking_bytes(self.ctx, wire, value)
 
 
+@functools.cache
+def _codes(enum: type[Enum]) -> str:
+    """The codes of an FFD table, as an error lists them (made once per table: a hostile packet repeats it)."""
+    return ", ".join(str(member.value) for member in enum)
+
+
 def as_int(value: Any) -> int | None:
     """An integer from a JSON number or a numeric string ("4" as the PHP demo sends showMode)."""
     if isinstance(value, bool):
@@ -265,8 +302,8 @@ def as_int(value: Any) -> int | None:
         return value
     if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
         return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,18}\s*", value):
-        return int(value)
+    if isinstance(value, str):
+        return read_integer(value)  # the one number grammar: ASCII digits only, bounded
     return None
 
 

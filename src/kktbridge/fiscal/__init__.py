@@ -14,7 +14,8 @@ from .codes import (
     TaxationSystem,
     VatRate,
 )
-from .errors import BridgeError, FieldError, FormatError, ValidationFailed
+from .documents import DocumentLine, Expected, FnDocument, ShiftCounters, counted
+from .errors import BridgeError, FieldError, FormatError, ValidationFailed, shown
 from .money import format_rubles, kopecks_to_decimal, parse_kopecks, parse_rubles
 from .qr import ReceiptQr, printed_fiscal_sign
 from .quantity import Quantity
@@ -54,8 +55,11 @@ __all__ = [
     "CashOperationKind",
     "Cashier",
     "DocumentKind",
+    "DocumentLine",
+    "Expected",
     "FieldError",
     "FiscalResult",
+    "FnDocument",
     "FormatError",
     "IndustryRequisite",
     "Item",
@@ -71,11 +75,13 @@ __all__ = [
     "Receipt",
     "ReceiptQr",
     "ReceiptType",
+    "ShiftCounters",
     "Supplier",
     "TaxationSystem",
     "ValidationFailed",
     "VatRate",
     "check_receipt",
+    "counted",
     "format_rubles",
     "is_valid_contact",
     "is_valid_inn",
@@ -84,6 +90,7 @@ __all__ = [
     "parse_kopecks",
     "parse_rubles",
     "printed_fiscal_sign",
+    "shown",
     "validate_cash_operation",
     "validate_cashier",
     "validate_receipt",

@@ -3,14 +3,45 @@
 Every error kktbridge reports derives from BridgeError, so the HTTP layers, the journal and the cloud can
 turn any of them into the same JSON without knowing where it came from. A device's own error code and text
 travel inside it untouched (device_code, device_text).
+
+Texts are assembled here only: an error's own `ru`/`en` is its headline, its `fields` are the problems, and each
+problem appears once in each text (`text()` pairs the languages, `text_ru()`/`text_en()` hold one each). A value
+the caller sent enters a text only through `shown()`, which bounds it and escapes what could garble a message,
+a log line or a terminal.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-__all__ = ["BridgeError", "FieldError", "FormatError", "ValidationFailed"]
+__all__ = ["BridgeError", "FieldError", "FormatError", "ValidationFailed", "shown"]
+
+# C0/C1 controls, line and paragraph separators, and the bidirectional overrides ("Trojan source").
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """A value a caller sent, as it may appear in an error text or a log line: at most `limit` characters,
+    control characters and lone surrogates escaped (`\\x1b`, `\\udcc7`), so no input can garble the text."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bool) or value is None:
+        text = {True: "true", False: "false", None: "null"}[value]
+    elif isinstance(value, int):
+        text = str(value) if value.bit_length() <= 256 else "<a very large number>"
+    elif isinstance(value, Decimal):
+        text = str(value)
+    else:
+        text = f"<{type(value).__name__}>"
+    if len(text) <= limit and text.isprintable():  # no control, format or surrogate character: as it is
+        return text
+    cut = text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+    cut = _UNSAFE.sub(lambda match: f"\\x{ord(match[0]):02x}" if ord(match[0]) < 0x100 else
+                      f"\\u{ord(match[0]):04x}", cut)
+    return cut + ("…" if len(text) > limit else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,15 +95,30 @@ class BridgeError(Exception):
     def __str__(self) -> str:
         return self.text()
 
+    def _more(self) -> tuple[str, list[FieldError]]:
+        """The problems the headline does not name already (a headline may carry the first one: each is named
+        once), and what joins them to it: ": " after a bare headline, "; " after one that names a problem."""
+        more = [f for f in self.fields if f"{f.path}: {f.ru}" not in self.ru or f"{f.path}: {f.en}" not in self.en]
+        return ("; " if len(more) < len(self.fields) else ": "), more
+
     def text(self) -> str:
-        """The one line a cashier sees: Russian first, English after."""
+        """The one line a cashier sees: each problem once, Russian first, English after it."""
         base = f"{self.ru} / {self.en}"
         device = ": ".join(str(part) for part in (self.device_code, self.device_text) if part not in (None, ""))
         if device:
             base += f" [{device}]"
-        if self.fields:
-            base += "; " + "; ".join(f.text() for f in self.fields)
-        return base
+        joint, more = self._more()
+        return base + (joint + "; ".join(f.text() for f in more) if more else "")
+
+    def text_ru(self) -> str:
+        """The whole message in Russian: the headline, then every problem (without the device's own text)."""
+        joint, more = self._more()
+        return self.ru + (joint + "; ".join(f"{f.path}: {f.ru}" for f in more) if more else "")
+
+    def text_en(self) -> str:
+        """The whole message in English: the headline, then every problem (without the device's own text)."""
+        joint, more = self._more()
+        return self.en + (joint + "; ".join(f"{f.path}: {f.en}" for f in more) if more else "")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"code": self.code, "ru": self.ru, "en": self.en, "retryable": self.retryable}

@@ -1,20 +1,23 @@
 """Money is an int of kopecks. Rubles come in at the edges (JSON numbers, strings) and are read exactly.
 
 Nothing here goes through float: a JSON number must arrive as Decimal (json.loads(parse_float=Decimal)), a
-string is read digit by digit. A Python float handed in by a caller is read from its shortest repr, which is
-the number the caller wrote, never from its binary value.
+string is read by the one number grammar (numbers.py: ASCII digits, a bounded length). A Python float handed in
+by a caller is read from its shortest repr, which is the number the caller wrote, never from its binary value.
+The range is checked before the value is scaled to kopecks, so no sum costs more than its digits to read.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
-from .errors import FormatError
+from .errors import FormatError, shown
+from .numbers import read_decimal, spelling_problem
 
 __all__ = ["MAX_KOPECKS", "format_rubles", "kopecks_to_decimal", "parse_kopecks", "parse_rubles"]
 
 # 10^13 rubles: far above any receipt, low enough to catch a digit run pasted by mistake.
 MAX_KOPECKS = 10**15
+_MAX_RUBLES = Decimal(MAX_KOPECKS) / 100
 
 
 def parse_rubles(value: object) -> int:
@@ -24,17 +27,16 @@ def parse_rubles(value: object) -> int:
         raise FormatError("money_format", "сумма должна быть числом", "an amount must be a number")
     if number < 0:
         raise FormatError("money_negative", "сумма не может быть отрицательной", "an amount cannot be negative")
+    if number >= _MAX_RUBLES:
+        raise FormatError("money_range", f"сумма {shown(value)} слишком велика", f"amount {shown(value)} is too large")
     kopecks = number * 100
     if kopecks != kopecks.to_integral_value():
         raise FormatError(
             "money_precision",
-            f"в сумме {value} больше двух знаков после запятой",
-            f"amount {value} has more than two decimal places",
+            f"в сумме {shown(value)} больше двух знаков после запятой",
+            f"amount {shown(value)} has more than two decimal places",
         )
-    result = int(kopecks)
-    if result >= MAX_KOPECKS:
-        raise FormatError("money_range", f"сумма {value} слишком велика", f"amount {value} is too large")
-    return result
+    return int(kopecks)
 
 
 def parse_kopecks(value: object) -> int:
@@ -68,11 +70,10 @@ def _as_decimal(value: object) -> Decimal:
     if isinstance(value, float):
         return Decimal(repr(value))
     if isinstance(value, str):
-        text = value.strip().replace(",", ".").replace(" ", "").replace("\u00a0", "")
-        if not text or text.lower() in {"nan", "inf", "infinity", "-inf", "+inf", "-infinity", "+infinity"}:
-            raise FormatError("money_format", f"«{value}» не является суммой", f"'{value}' is not an amount")
-        try:
-            return Decimal(text)
-        except InvalidOperation:
-            raise FormatError("money_format", f"«{value}» не является суммой", f"'{value}' is not an amount") from None
+        number = read_decimal(value)
+        if number is None:
+            ru, en = spelling_problem(value) or ("", "")
+            raise FormatError("money_format", f"«{shown(value)}» не является суммой: {ru}",
+                              f"'{shown(value)}' is not an amount: {en}")
+        return number
     raise FormatError("money_format", "сумма должна быть числом", "an amount must be a number")

@@ -8,14 +8,16 @@ drivers are documented to do in practice and what the emulators do, so one rule 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
-from .errors import FormatError
+from .errors import FormatError, shown
+from .numbers import read_decimal, spelling_problem
 
 __all__ = ["Quantity", "MAX_PLACES"]
 
 MAX_PLACES = 6
 _SCALE = 10**MAX_PLACES
+_MAX = Decimal(10**12)  # far above any register's limit (validation.Limits); checked before scaling
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -28,12 +30,15 @@ class Quantity:
     def parse(cls, value: object) -> "Quantity":
         """Read 1, 1.234, "0,5", Decimal("2.000001"); more than six decimals or not above zero is an error."""
         number = _as_decimal(value)
+        if number >= _MAX:
+            raise FormatError("quantity_range", f"количество {shown(value)} слишком велико",
+                              f"quantity {shown(value)} is too large")
         scaled = number * _SCALE
         if scaled != scaled.to_integral_value():
             raise FormatError(
                 "quantity_precision",
-                f"в количестве {value} больше {MAX_PLACES} знаков после запятой",
-                f"quantity {value} has more than {MAX_PLACES} decimal places",
+                f"в количестве {shown(value)} больше {MAX_PLACES} знаков после запятой",
+                f"quantity {shown(value)} has more than {MAX_PLACES} decimal places",
             )
         if scaled <= 0:
             raise FormatError("quantity_range", "количество должно быть больше нуля", "quantity must be above zero")
@@ -83,12 +88,12 @@ def _as_decimal(value: object) -> Decimal:
     elif isinstance(value, float):
         number = Decimal(repr(value))
     elif isinstance(value, str):
-        try:
-            number = Decimal(value.strip().replace(",", "."))
-        except InvalidOperation:
-            raise FormatError(
-                "quantity_format", f"«{value}» не является количеством", f"'{value}' is not a quantity"
-            ) from None
+        read = read_decimal(value)
+        if read is None:
+            ru, en = spelling_problem(value) or ("", "")
+            raise FormatError("quantity_format", f"«{shown(value)}» не является количеством: {ru}",
+                              f"'{shown(value)}' is not a quantity: {en}")
+        number = read
     else:
         raise FormatError("quantity_format", "количество должно быть числом", "quantity must be a number")
     if not number.is_finite():

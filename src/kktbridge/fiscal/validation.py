@@ -38,11 +38,14 @@ Path = tuple[str | int, ...]
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Bounds that depend on the register or the service; the defaults are ATOL's (the strictest common set)."""
+    """What depends on the register or the service; the bounds default to ATOL's (the strictest common set)."""
 
     max_items: int = 100
     max_name: int = 128
     max_price: int = 4_294_967_295  # 42 949 672.95 ₽, the 32-bit limit of tag 1079/1043
+    # The receipt total, each payment and their sum, a cash in/out, a card sum: 99 999 999.99 ₽, the widest sum an
+    # ATOL command carries (5 BCD bytes). Mercury's own limit is not published (UNVERIFIED); the same bound holds.
+    max_sum: int = 9_999_999_999
     max_quantity_micros: int = 99_999_999_000  # 99 999.999
     max_cashier: int = 64
     max_contact: int = 64
@@ -50,6 +53,7 @@ class Limits:
     max_additional_item: int = 64  # 1191
     max_additional_receipt: int = 16  # 1192
     check_vat_dates: bool = True
+    line_total_by_register: bool = True  # the register computes 1043 from price × quantity (ATOL, Mercury; not Shtrih)
 
 
 DEFAULT_LIMITS = Limits()
@@ -97,6 +101,7 @@ def validate_receipt(
 
     if check_totals:
         _check_payments(receipt, bad)
+        _check_sums(receipt, limits, bad)
     if receipt.cashier is not None:
         _check_cashier(receipt.cashier, ("cashier",), limits, bad)
     if receipt.buyer is not None:
@@ -150,8 +155,9 @@ def validate_cash_operation(
 
     if operation.amount <= 0:
         bad(("amount",), "range", "сумма внесения/выплаты должна быть больше нуля", "the cash sum must be above zero")
-    elif operation.amount > limits.max_price:
-        bad(("amount",), "range", "сумма слишком велика", "the sum is too large")
+    elif operation.amount > limits.max_sum:
+        bad(("amount",), "range", f"сумма больше {format_rubles(limits.max_sum)} ₽, наибольшей, что принимает ККТ",
+            f"the sum is above {format_rubles(limits.max_sum)}, the most a register takes")
     if operation.cashier is not None:
         _check_cashier(operation.cashier, ("cashier",), limits, bad)
     return errors
@@ -173,6 +179,9 @@ def _check_item(item: Item, at: Path, receipt: Receipt, limits: Limits, on_date:
         )
     if item.price > limits.max_price:
         bad((*at, "price"), "range", "цена больше допустимой для ККТ", "the price is above the register's limit")
+    if item.excise is not None and item.excise > limits.max_price:
+        bad((*at, "excise"), "range", "сумма акциза больше допустимой для ККТ", "the excise is above the register's "
+            "limit")
     if item.quantity.micros > limits.max_quantity_micros:
         bad((*at, "quantity"), "range", "количество больше допустимого", "the quantity is above the limit")
     expected = item.quantity.amount_for(item.price)
@@ -264,6 +273,24 @@ def _check_payments(receipt: Receipt, bad) -> None:
             f"non-cash payments of {format_rubles(paid.non_cash)} exceed the receipt total of {format_rubles(total)}: "
             "change can only come from cash",
         )
+
+
+def _check_sums(receipt: Receipt, limits: Limits, bad) -> None:
+    """No sum above what a register can carry: one that overflows there leaves a receipt open or prints nonsense."""
+    most = format_rubles(limits.max_sum)
+    if receipt.total > limits.max_sum:
+        bad(("items",), "range", f"сумма чека больше {most} ₽, наибольшей, что принимает ККТ",
+            f"the receipt total is above {most}, the most a register takes")
+    paid = receipt.payments
+    for name in ("cash", "electronic", "prepayment", "credit", "other"):
+        if getattr(paid, name) > limits.max_sum:
+            bad(("payments", name), "range", f"оплата больше {most} ₽, наибольшей, что принимает ККТ",
+                f"the payment is above {most}, the most a register takes")
+    if paid.total > limits.max_sum and all(getattr(paid, n) <= limits.max_sum for n in ("cash", "electronic",
+                                                                                        "prepayment", "credit",
+                                                                                        "other")):
+        bad(("payments",), "range", f"оплаты вместе больше {most} ₽, наибольшей суммы, что принимает ККТ",
+            f"the payments together are above {most}, the most a register takes")
 
 
 # --- people ------------------------------------------------------------------------------------------------
