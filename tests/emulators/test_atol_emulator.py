@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from kktbridge.devices.atol import transport_v3 as v3
-from kktbridge.devices.atol.commands import CommandRequest, Mode, Reply
+from kktbridge.devices.atol.commands import UNVERIFIED, CommandRequest, DocumentInfo, ItemLine, Mode, Reply
 from kktbridge.emulators.atol.device import AtolDevice
 from kktbridge.emulators.atol.server import AtolEmulator
 from kktbridge.emulators.fncore import FiscalCore
@@ -33,6 +33,30 @@ def test_modes_and_passwords():
     assert error_of(device.handle(bytes.fromhex("0000EF"))) == 242
     assert error_of(device.handle(CommandRequest.device_state(password=1))) == 140
     assert device.handle(CommandRequest.device_type(password=1)) == bytes((140,))
+
+
+def test_shift_counters_by_0x91_and_an_archive_that_cannot_be_read():
+    """0x91 (UNVERIFIED["91_*"]): the shift's receipts of a type and its payments by type and kind, as BCD; with
+    `documents_unreadable` the FN answers for its last document only, never for one asked by number."""
+    device = AtolDevice(FiscalCore())
+    for command in (CommandRequest.enter_mode(Mode.REGISTRATION, 30), CommandRequest.open_shift(),
+                    CommandRequest.open_receipt(ReceiptType.SALE),
+                    CommandRequest.register_item(ItemLine("Чай", 1100, 1000, 6)),
+                    CommandRequest.payment(PaymentKind.ELECTRONIC, 100),
+                    CommandRequest.close_receipt(PaymentKind.CASH, 1000)):
+        assert error_of(device.handle(command)) == 0
+    assert CommandRequest.read_register(3, 1, 1) == bytes.fromhex("0000 91 03 01 01")
+    assert device.handle(CommandRequest.read_register(3, 1, 1)) == bytes.fromhex("5500 00000000001000")  # cash
+    assert device.handle(CommandRequest.read_register(3, 1, 2)) == bytes.fromhex("5500 00000000000100")
+    assert device.handle(CommandRequest.read_register(3, 2, 1)) == bytes.fromhex("5500 00000000000000")
+    assert device.handle(CommandRequest.read_register(6, 1, 0)) == bytes.fromhex("5500 00000000000001")
+    assert error_of(device.handle(CommandRequest.read_register(99, 1, 0))) == 231
+    last = device.core.last_fd_number
+    assert error_of(device.handle(CommandRequest.document(last))) == 0
+    device.faults.documents_unreadable = True
+    assert error_of(device.handle(CommandRequest.document(last))) == UNVERIFIED["A4_NO_DOCUMENT"]
+    assert error_of(device.handle(CommandRequest.document_data(last))) == UNVERIFIED["A4_NO_DOCUMENT"]
+    assert DocumentInfo.decode(device.handle(CommandRequest.document(0))).fd_number == last  # the last one
 
 
 class RawClient:
@@ -89,9 +113,10 @@ async def test_slow_printing_reports_progress(raw):
     emulator.faults.print_latency = 0.3
     assert (await client.ask(2, v3.Add(2, CommandRequest.open_shift()))).status is v3.TaskStatus.PENDING
     assert (await client.ask(3, v3.Req(2))).status is v3.TaskStatus.IN_PROGRESS
+    assert emulator.status()["printing"] == "9a"  # what the control port shows: the shift opening prints
     await asyncio.sleep(0.5)
     done = await client.ask(4, v3.Req(2))
-    assert done.status is v3.TaskStatus.RESULT and emulator.core.shift_open
+    assert done.status is v3.TaskStatus.RESULT and emulator.core.shift_open and emulator.status()["printing"] is None
 
 
 async def test_retransmission(raw):

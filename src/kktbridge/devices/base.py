@@ -12,9 +12,9 @@ import abc
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
-from ..fiscal import CashOperation, Cashier, FiscalResult, Receipt
+from ..fiscal import CashOperation, Cashier, FiscalResult, FnDocument, Receipt, ShiftCounters, TaxationSystem
 
 __all__ = [
     "CardOperation",
@@ -26,11 +26,13 @@ __all__ = [
 ]
 
 
-Checkpoint = Callable[[int], Awaitable[None]]
-"""Called with the register's last FD number before the command that makes a fiscal document, so the caller
-can persist it: after a crash, a last FD number above it means the document was made. The call starts the write;
-the awaitable it returns completes when the write is done, and the fiscalizing command must wait for it. An
-adapter may call it early and let the register work meanwhile."""
+Checkpoint = Callable[..., Awaitable[None]]
+"""Called with the register's mark before the command that changes its state, so the caller can persist it: the
+last FD number before a fiscal document (after a crash the documents after it are read back and compared with
+what the command would make), the cash in the drawer before a cash operation. A register that cannot read its
+documents back passes its `ShiftCounters` too, before a receipt: `checkpoint(fd, counters)`. The call starts the
+write; the awaitable it returns completes when the write is done, and the command must wait for it. An adapter
+may call it early and let the register work meanwhile."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,9 @@ class RegisterStatus:
     last_fd_number: int = 0
     unsent_documents: int = 0
     shift_opened_at: datetime | None = None
+    cash: int | None = None  # kopecks in the drawer, when the register says
+    taxations: tuple[TaxationSystem, ...] = ()  # the registered systems; empty when the register does not say
+    fn_valid_until: date | None = None  # the FN's end of validity, when the register says
 
     def to_dict(self) -> dict:
         return {
@@ -60,6 +65,7 @@ class RegisterStatus:
             "shiftNumber": self.shift_number, "shiftExpired": self.shift_expired, "receiptOpen": self.receipt_open,
             "paper": self.paper, "coverOpen": self.cover_open, "lastFdNumber": self.last_fd_number,
             "unsentDocuments": self.unsent_documents,
+            "fnValidUntil": self.fn_valid_until.isoformat() if self.fn_valid_until else None,
             "shiftOpenedAt": self.shift_opened_at.isoformat(timespec="seconds") if self.shift_opened_at else None,
         }
 
@@ -96,13 +102,16 @@ class FiscalRegister(abc.ABC):
     async def fiscalize(self, receipt: Receipt, *, checkpoint: Checkpoint | None = None) -> FiscalResult:
         """Print and fiscalize a receipt. Opens the shift itself when it is closed; refuses an expired shift.
 
-        A failure leaves no receipt behind (the adapter asks the register and cancels what it opened); on
-        OutcomeUnknown the caller compares `last_document()` with the number its checkpoint got.
+        A failure leaves no receipt open on the register (the adapter cancels what it opened). When the receipt
+        may have been fiscalized although the answer says otherwise (a broken link, a printer fault while
+        closing), the adapter raises OutcomeUnknown and the caller looks for the document by its content among
+        `documents_since(checkpoint)`; the adapter never guesses by position.
         """
 
     @abc.abstractmethod
-    async def cash_operation(self, operation: CashOperation) -> None:
-        """Cash in (внесение) or out (выплата): not fiscal documents, no FD number."""
+    async def cash_operation(self, operation: CashOperation, *, checkpoint: Checkpoint | None = None) -> None:
+        """Cash in (внесение) or out (выплата): not fiscal documents, no FD number; the checkpoint gets the cash in
+        the drawer before it, which tells afterwards whether it happened."""
 
     @abc.abstractmethod
     async def open_drawer(self) -> None: ...
@@ -113,7 +122,26 @@ class FiscalRegister(abc.ABC):
 
     @abc.abstractmethod
     async def last_document(self) -> FiscalResult | None:
-        """The last fiscal document in the fiscal storage, for reconciliation after a crash or a broken link."""
+        """The last fiscal document in the fiscal storage."""
+
+    @abc.abstractmethod
+    async def documents_since(self, fd_number: int) -> list[FnDocument]:
+        """The documents after `fd_number` in the fiscal storage, in order, with what the register tells of their
+        content: what reconciliation compares with what a command would make. A document the register cannot
+        read back is missing from the list (the caller compares the count with the last FD number)."""
+
+    async def counters(self) -> ShiftCounters | None:
+        """The shift's counters (receipts per type, payments per receipt type and kind), where the register keeps
+        them readable: reconciliation's evidence for documents it cannot read back. None: it does not."""
+        return None
+
+    @abc.abstractmethod
+    async def drawer_cash(self) -> int:
+        """The cash in the drawer, kopecks: the checkpoint of cash operations."""
+
+    def validate(self, receipt: Receipt) -> None:
+        """Raise ValidationFailed (with `items[2].quantity`-style paths) for what this model cannot carry, without
+        touching the register: checked before a card is charged for the receipt."""
 
     @abc.abstractmethod
     async def cancel_receipt(self) -> bool:

@@ -7,9 +7,15 @@ driver and the cloud reason about `no_paper` or `shift_expired` without knowing 
 
 from __future__ import annotations
 
-from ..fiscal import BridgeError
+import logging
 
-__all__ = ["DeviceError", "LinkError", "OutcomeUnknown", "device_error"]
+from ..fiscal import BridgeError, Expected, FiscalResult, FnDocument
+
+__all__ = ["PRINTER_FAULTS", "DeviceError", "LinkError", "OutcomeUnknown", "device_error", "document_despite_fault",
+           "outcome_unknown"]
+
+log = logging.getLogger("kktbridge.devices")
+PRINTER_FAULTS = {"no_paper", "printer_error", "cover_open"}
 
 
 class DeviceError(BridgeError):
@@ -62,3 +68,24 @@ def device_error(code: str, device_code: int | str | None = None, device_text: s
     return kind(code=code, ru=ru or base_ru, en=en or base_en,
                 retryable=base_retry if retryable is None else retryable,
                 device_code=device_code, device_text=device_text)
+
+
+def outcome_unknown(cause: DeviceError) -> OutcomeUnknown:
+    """The device refused, but what the refused command was doing may have been done (a printer fault while the
+    receipt was being closed): the caller must ask the device, and answers with `cause` if it was not done."""
+    if isinstance(cause, OutcomeUnknown):
+        return cause
+    return OutcomeUnknown(code=cause.code, ru=cause.ru, en=cause.en, retryable=cause.retryable,
+                          device_code=cause.device_code, device_text=cause.device_text)
+
+
+def document_despite_fault(error: DeviceError, made: FiscalResult | None, expected: Expected) -> FiscalResult:
+    """A closing command answered `error`; `made` is the newest document read right after it (None if none is new).
+    A printer fault after the FN made the expected document (paper out while it printed) still returns it; a new
+    document that is not the expected one leaves the outcome to be found by content; otherwise `error` stands."""
+    if made is None or error.code not in PRINTER_FAULTS:
+        raise error
+    if not expected.matches(FnDocument(made)):
+        raise outcome_unknown(error)
+    log.warning("document %d was made, then: %s", made.fd_number, error.text())
+    return made

@@ -144,7 +144,11 @@ class TcpTransport(Transport):
         if sock is not None:
             import socket
 
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError as exc:  # the other side went away the moment it answered (a register losing power)
+                transport.close()
+                raise _link_down(f"{self.describe()} closed the connection at once", exc) from None
         self._transport = transport  # type: ignore[assignment]
 
     async def close(self) -> None:

@@ -20,6 +20,7 @@ class Faults:
     print_latency: float = 0.0  # seconds each printed document takes
     drop_after_bytes: int | None = None  # close the link after sending this many more bytes
     power_loss_at: str | None = None  # die (os._exit) when this command runs, before ("before:4A") or after it
+    documents_unreadable: bool = False  # ATOL: the FN archive gives nothing back by number (its last document does)
 
     def update(self, changes: dict[str, object]) -> None:
         known = {f.name for f in fields(self)}

@@ -22,6 +22,7 @@ fsync, rename), then the journal line is appended and fsynced, then the caller a
 state write means the document never happened; a loss between the two is repaired at the next start, which
 appends the missing journal line. An open receipt is volatile, as on a real register: power loss cancels it.
 The fiscal sign is a keyed hash of the document truncated to the printed 32-bit form (spec/devices.md §4.2).
+Every document can be read back by its number (`document`), as from a real FN: the journal file is the archive.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class Registration:
     inn: str = "7707083893"
     reg_number: str = "0000000001012345"
     fn_number: str = "9999078900012345"
+    fn_valid_until: str = "2028-06-30"  # the FN's end of validity (ISO date), as 0xA4 0x32 reports it
     serial: str = "00106100000001"
     organization: str = "ООО «Ромашка»"
     address: str = "г. Москва, ул. Тверская, д. 1"
@@ -143,6 +145,8 @@ class _State:
     receipts_in_shift: int = 0
     cash: int = 0  # kopecks in the drawer
     shift_totals: dict[str, int] = field(default_factory=dict)  # receipt type name → sum, for X/Z
+    shift_receipts: dict[str, int] = field(default_factory=dict)  # receipt type name → receipts this shift
+    shift_payments: dict[str, int] = field(default_factory=dict)  # "SALE:CASH" → kopecks paid this shift
     clock_offset: float = 0.0  # seconds added to the host clock (tests move time past 24 h)
     last_document: dict[str, Any] | None = None
     nonfiscal_number: int = 0
@@ -168,6 +172,7 @@ class FiscalCore:
         self._state = self._load()
         self.receipt: OpenReceipt | None = None
         self._repair_journal()
+        self._archive = self._load_archive()
 
     # --- queries ---------------------------------------------------------------------------------------
 
@@ -207,6 +212,14 @@ class FiscalCore:
     def shift_totals(self) -> dict[str, int]:
         return dict(self._state.shift_totals)
 
+    def shift_count(self, receipt_type: ReceiptType) -> int:
+        """Receipts of this type in the shift (the register's counters, reset when a shift opens)."""
+        return self._state.shift_receipts.get(receipt_type.name, 0)
+
+    def shift_paid(self, receipt_type: ReceiptType, kind: PaymentKind) -> int:
+        """Kopecks paid by this kind in this type's receipts of the shift, as their documents hold them."""
+        return self._state.shift_payments.get(f"{receipt_type.name}:{kind.name}", 0)
+
     def last_document(self) -> dict[str, Any] | None:
         """The journal record of the last fiscal document (as written to the journal)."""
         return dict(self._state.last_document) if self._state.last_document else None
@@ -214,6 +227,11 @@ class FiscalCore:
     def last_result(self) -> FiscalResult | None:
         doc = self._state.last_document
         return result_of(doc) if doc else None
+
+    def document(self, fd_number: int) -> dict[str, Any] | None:
+        """The record of fiscal document `fd_number`, as the FN keeps every document; None if there is none."""
+        record = self._archive.get(fd_number)
+        return dict(record) if record is not None else None
 
     # --- clock -----------------------------------------------------------------------------------------
 
@@ -234,6 +252,8 @@ class FiscalCore:
         state.shift_opened_at = self.now().isoformat()
         state.receipts_in_shift = 0
         state.shift_totals = {}
+        state.shift_receipts = {}
+        state.shift_payments = {}
         return self._document(DocumentKind.OPEN_SHIFT, {"cashier": cashier})
 
     def close_shift(self, cashier: dict[str, str] | None = None) -> FiscalResult:
@@ -323,6 +343,10 @@ class FiscalCore:
         state.cash += delta
         state.receipts_in_shift += 1
         state.shift_totals[receipt.type.name] = state.shift_totals.get(receipt.type.name, 0) + total
+        state.shift_receipts[receipt.type.name] = state.shift_receipts.get(receipt.type.name, 0) + 1
+        for kind, value in receipt.payments.items():
+            key = f"{receipt.type.name}:{kind.name}"
+            state.shift_payments[key] = state.shift_payments.get(key, 0) + value
         self.receipt = None
         vat = receipt.to_receipt().vat_totals()
         return self._document(DocumentKind.RECEIPT, {
@@ -393,6 +417,7 @@ class FiscalCore:
         state.last_document = record
         self._save()
         self._journal(record)
+        self._archive[record["fd"]] = record
         return result_of(record)
 
     def _nonfiscal(self, kind: str, body: dict[str, Any]) -> int:
@@ -438,6 +463,15 @@ class FiscalCore:
             out.flush()
             if self._fsync:
                 os.fsync(out.fileno())
+
+    def _load_archive(self) -> dict[int, dict[str, Any]]:
+        """Every fiscal document by number: the journal file is the FN's archive (without one, this process's)."""
+        archive = {r["fd"]: r for r in read_journal(self.journal_path) if r.get("fd") is not None} \
+            if self.journal_path is not None else {}
+        last = self._state.last_document
+        if last is not None:
+            archive[last["fd"]] = last
+        return archive
 
     def _repair_journal(self) -> None:
         """Cut a line torn by power loss; append the last document if power failed before its line."""

@@ -5,7 +5,7 @@ After every operation the emulator's journal is read back: each fiscal document 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -74,6 +74,7 @@ async def test_shift_sale_return_purchase_reports(bench):
     status = await reg.status()
     assert status.shift_open and status.last_fd_number == card.fd_number and not status.receipt_open
     assert status.fn_number == "9999078900012345" and status.inn == "7707083893" and status.paper
+    assert status.fn_valid_until == date(2028, 6, 30) and status.to_dict()["fnValidUntil"] == "2028-06-30"
 
     closed = await reg.close_shift(CASHIER)
     assert closed.kind is DocumentKind.CLOSE_SHIFT and closed.fd_number == 6
@@ -293,7 +294,7 @@ async def test_the_checkpoint_gets_the_register_s_last_fd_even_when_it_moved(ben
     document meanwhile (another program, the keyboard), a second write gives the true number before the close."""
     seen: list[int] = []
 
-    async def write(number: int) -> None:
+    async def write(number: int, counters=None) -> None:  # counters: on an empty FN, nothing to probe yet
         seen.append(number)
 
     first = await bench.register.fiscalize(receipt(1000), checkpoint=write)
@@ -306,3 +307,53 @@ async def test_the_checkpoint_gets_the_register_s_last_fd_even_when_it_moved(ben
     bench.emulator.core.open_shift()
     third = await bench.register.fiscalize(receipt(1000), checkpoint=write)
     assert seen == [second.fd_number, second.fd_number + 2] and third.fd_number == second.fd_number + 3
+
+
+async def test_documents_are_read_back_with_their_content(bench):
+    """0xA4 0x45 n and 0xA4 0x46 n: each document after a number, with payments and lines, and the shared rule
+    tells them apart by content (a receipt of 80 lines needs several 0x46 chunks)."""
+    from kktbridge.fiscal import Expected, PaymentKind
+
+    reg = bench.register
+    shift = await reg.open_shift(CASHIER)
+    long = receipt(*([150] * 80), cash=20000)
+    made = await reg.fiscalize(long)
+    short = await reg.fiscalize(receipt(12000, electronic=12000))
+    documents = await reg.documents_since(0)
+    assert [d.fd_number for d in documents] == [shift.fd_number, made.fd_number, short.fd_number]
+    assert documents[1].result == made and len(documents[1].lines) == 80
+    assert documents[1].payments == {PaymentKind.CASH: 20000}
+    assert documents[2].payments == {PaymentKind.ELECTRONIC: 12000}
+    assert Expected.of_receipt(long).matches(documents[1]) and not Expected.of_receipt(long).matches(documents[2])
+    assert not Expected.of_receipt(receipt(*([150] * 79), 300, cash=20000)).matches(documents[1])  # other lines
+    assert await reg.documents_since(short.fd_number) == []
+    assert (await reg.status()).cash == await reg.drawer_cash() == 12000
+
+
+async def test_the_status_says_when_the_open_shift_was_opened(bench):
+    reg = bench.register
+    assert (await reg.status()).shift_opened_at is None
+    opened = await reg.open_shift(CASHIER)
+    for _ in range(3):
+        await reg.fiscalize(receipt(1000))
+    await reg.close()
+    await reg.connect()  # a new connection knows nothing: the FN tells
+    status = await reg.status()
+    assert status.shift_open and status.shift_opened_at == opened.datetime
+
+
+async def test_the_shift_counters_tell_a_receipt_by_type_and_payment_kind(bench):
+    """0x91 through a real link: the counters after a receipt differ from those before by exactly that receipt
+    (the evidence reconciliation uses where documents cannot be read back)."""
+    from kktbridge.fiscal import Expected, PaymentKind, ReceiptType, counted
+
+    await bench.register.fiscalize(receipt(1000))  # opens the shift
+    before = await bench.register.counters()
+    mine = receipt(1000, 2000, electronic=500)
+    made = await bench.register.fiscalize(mine)
+    after = await bench.register.counters()
+    assert (after.shift_number, after.shift_open) == (made.shift_number, True)
+    assert dict(((t, k), v) for t, k, v in after.payments) == {
+        (ReceiptType.SALE, PaymentKind.CASH): 1000 + 2500, (ReceiptType.SALE, PaymentKind.ELECTRONIC): 500}
+    assert counted(Expected.of_receipt(mine), before, after, []) is True
+    assert counted(Expected.of_receipt(receipt(3000)), before, after, []) is None  # same total, paid otherwise

@@ -5,6 +5,7 @@ After every operation the emulator's journal is read back: each fiscal document 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 from datetime import timedelta
@@ -27,10 +28,12 @@ from kktbridge.fiscal import (
     CashOperation,
     CashOperationKind,
     DocumentKind,
+    Expected,
     IndustryRequisite,
     Item,
     MarkingCode,
     Measure,
+    PaymentKind,
     PaymentObject,
     Payments,
     PlannedStatus,
@@ -318,17 +321,24 @@ async def test_service_restart_mid_receipt_is_transparent(bench, command):
     assert len(bench.emulator.service.sessions) == 1
 
 
-async def test_lost_answer_to_close_check_is_found_in_the_fn(bench):
+async def test_lost_answer_to_close_check_is_found_in_the_fn_by_content(bench):
     """Power loss right after the receipt is fiscalized: the answer never comes, the service restarts (every
-    session gone); the adapter asks the FN and returns the receipt instead of an error."""
+    session gone). The adapter says the outcome is unknown; the sales journal gives the receipt back with its
+    payments and lines, and the shared rule recognises it."""
     reg = bench.register
     before = (await reg.open_shift()).fd_number
     bench.emulator.faults.power_loss_at = "after:CloseCheck"
-    result = await reg.fiscalize(receipt(1000))
+    sent = receipt(1000)
+    with pytest.raises(OutcomeUnknown):
+        await reg.fiscalize(sent)
     assert bench.emulator.restarts == 1
-    assert result.fd_number == before + 1 and result.total == 1000 and result.kind is DocumentKind.RECEIPT
-    assert [d["fd"] for d in bench.documents("receipt")] == [result.fd_number]
-    assert await reg.last_document() == result
+    (made,) = await reg.documents_since(before)
+    (printed,) = bench.documents("receipt")
+    assert made.fd_number == printed["fd"] == before + 1 and made.result.fiscal_sign == printed["fp"]
+    assert made.payments == {PaymentKind.CASH: 1000} and len(made.lines) == 1
+    assert Expected.of_receipt(sent).matches(made)
+    assert not Expected.of_receipt(receipt(2000)).matches(made)
+    assert await reg.documents_since(before + 1) == []
 
 
 async def test_lost_request_to_close_check_raises_outcome_unknown_and_loses_only_the_open_receipt(bench):
@@ -352,12 +362,25 @@ async def test_power_loss_before_a_line_cancels_the_receipt(bench):
     assert not (await reg.status()).receipt_open and bench.documents("receipt") == []
 
 
+async def test_the_status_names_the_document_printing(bench):
+    bench.emulator.faults.print_latency = 0.3
+    opening = asyncio.create_task(bench.register.open_shift())
+    while bench.emulator.status()["printing"] != "OpenShift":  # what the control port shows meanwhile
+        assert not opening.done()
+        await asyncio.sleep(0.01)
+    await opening
+    assert bench.emulator.status()["printing"] is None
+
+
 async def test_slow_printing_past_the_timeout_is_reconciled(tmp_path):
     bench = await start(tmp_path, timeout=0.25)
     bench.emulator.faults.print_latency = 0.6
     try:
-        result = await bench.register.fiscalize(receipt(1000))  # OpenShift and CloseCheck both time out
-        assert result.fd_number == 2 and result.total == 1000
+        with pytest.raises(OutcomeUnknown):  # OpenShift and CloseCheck both time out
+            await bench.register.fiscalize(receipt(1000))
+        documents = await bench.register.documents_since(0)  # the service serves it once it has printed
+        assert [d.result.kind for d in documents] == [DocumentKind.OPEN_SHIFT, DocumentKind.RECEIPT]
+        assert Expected.of_receipt(receipt(1000)).matches(documents[1])
         assert [d["doc"] for d in bench.documents()] == ["open_shift", "receipt"]
     finally:
         await bench.register.close()
@@ -450,14 +473,14 @@ async def test_power_loss_after_close_check_then_restart(tmp_path, mercury_proce
              "--http", f"127.0.0.1:{port}"]
     first = mercury_process(*files, "--fault", 'power_loss_at="after:CloseCheck"')
     assert first.info == {"kind": "mercury", "url": f"http://127.0.0.1:{port}/api.json", "control": None,
-                          "journal": str(tmp_path / "j.jsonl")}
+                          "journal": str(tmp_path / "j.jsonl"), "fn_number": first.info["fn_number"]}
     register = MercuryRegister("COM2", url=first.info["url"], timeout=5)
     await register.connect()
     before = (await register.open_shift()).fd_number
     with pytest.raises(OutcomeUnknown):
         await register.fiscalize(receipt(1000))
     assert first.wait_dead() == 3
-    mercury_process(*files)
+    assert mercury_process(*files).info["fn_number"] == first.info["fn_number"]  # the same --state, the same FN
     await register.connect()
     last = await register.last_document()
     assert last.fd_number == before + 1 and last.kind is DocumentKind.RECEIPT and last.total == 1000

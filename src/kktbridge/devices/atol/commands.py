@@ -14,9 +14,11 @@ from __future__ import annotations
 import enum
 import functools
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 
 from ...fiscal import PaymentKind, ReceiptType, VatRate
+from .. import tlv
 from . import bcd, charset
 
 __all__ = [
@@ -26,11 +28,15 @@ __all__ = [
     "CommandRequest",
     "DeviceState",
     "DeviceType",
+    "CashInDrawer",
+    "DocumentChunk",
+    "DocumentContent",
     "DocumentInfo",
     "FnSub",
     "ItemLine",
     "Mode",
     "PaymentReply",
+    "RegisterValue",
     "RegistrationInfo",
     "Reply",
     "ShiftState",
@@ -59,11 +65,13 @@ class Code(enum.IntEnum):
     REPORT = 0x67
     Z_REPORT = 0x5A
     OPEN_DRAWER = 0x80
+    CASH_IN_DRAWER = 0x4D
     PRINT_STRING = 0x4C
     BARCODE = 0xC1
     CUT = 0x75
     BEEP = 0x47
     FN = 0xA4
+    READ_REGISTER = 0x91
 
 
 class Mode(enum.IntEnum):
@@ -86,6 +94,7 @@ class FnSub(enum.IntEnum):
     FN_VALIDITY = 0x32
     FN_VERSION = 0x33
     DOCUMENT = 0x45  # UNVERIFIED layout, see the table at the end
+    DOCUMENT_DATA = 0x46  # UNVERIFIED layout, see the table at the end
     REGISTRATION = 0x43  # UNVERIFIED: the sub-command and its layout, see the table at the end
 
 
@@ -187,6 +196,26 @@ class CommandRequest:
     @staticmethod
     def fn(sub: FnSub, params: bytes = b"", password: int = 0) -> bytes:
         return CommandRequest(Code.FN, bytes((sub,)) + params, password).encode()
+
+    @staticmethod
+    def document(fd_number: int, password: int = 0) -> bytes:
+        """0xA4 0x45: the header of FN document `fd_number` (UNVERIFIED["A4_45_LAST"] asks for the last one)."""
+        return CommandRequest.fn(FnSub.DOCUMENT, fd_number.to_bytes(4, "little"), password)
+
+    @staticmethod
+    def document_data(fd_number: int, offset: int = 0, password: int = 0) -> bytes:
+        """0xA4 0x46: a chunk of FN document `fd_number`'s TLV content, from byte `offset` (UNVERIFIED)."""
+        return CommandRequest.fn(FnSub.DOCUMENT_DATA, fd_number.to_bytes(4, "little") + offset.to_bytes(2, "little"),
+                                 password)
+
+    @staticmethod
+    def cash_in_drawer(password: int = 0) -> bytes:
+        return CommandRequest(Code.CASH_IN_DRAWER, b"", password).encode()
+
+    @staticmethod
+    def read_register(register: int, p1: int = 0, p2: int = 0, password: int = 0) -> bytes:
+        """0x91 `reg p1 p2`: one of the register's counters (RegisterValue; which ones: UNVERIFIED["91_*"])."""
+        return CommandRequest(Code.READ_REGISTER, bytes((register, p1, p2)), password).encode()
 
 
 @functools.lru_cache(maxsize=16)
@@ -411,6 +440,26 @@ class ShiftState:
 
 
 @dataclass(frozen=True, slots=True)
+class FnValidity:
+    """The 0xA4 0x32 reply: `55 err YY MM DD regs_left regs_made` (UNVERIFIED: the published table names these
+    fields; their encoding is assumed binary, as in the 0xA4 0x45 reply's date)."""
+
+    valid_until: date
+    registrations_left: int
+    registrations_made: int
+
+    def encode(self) -> bytes:
+        d = self.valid_until
+        return bytes((ACK_BYTE, 0, d.year % 100, d.month, d.day, self.registrations_left, self.registrations_made))
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "FnValidity":
+        if len(raw) < 7:
+            raise ValueError(f"the 0xA4 0x32 reply has {len(raw)} bytes, 7 expected")
+        return cls(date(2000 + raw[2], raw[3], raw[4]), raw[5], raw[6])
+
+
+@dataclass(frozen=True, slots=True)
 class DocumentInfo:
     """The 0xA4 0x45 reply (UNVERIFIED layout): the last fiscal document, for reconciliation.
 
@@ -444,6 +493,90 @@ class DocumentInfo:
         return cls(b[2], int.from_bytes(b[3:7], "little"), int.from_bytes(b[7:11], "little"), clock,
                    int.from_bytes(b[17:19], "little"), int.from_bytes(b[19:21], "little"), b[21],
                    int.from_bytes(b[22:27], "little"))
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentChunk:
+    """The 0xA4 0x46 reply (UNVERIFIED layout): `55 00 length(LE16) data`, where `length` is the size of the whole
+    TLV content and `data` the part of it from the requested offset, at most UNVERIFIED["A4_46_CHUNK"] bytes."""
+
+    length: int
+    data: bytes
+
+    def encode(self) -> bytes:
+        return bytes((ACK_BYTE, 0)) + self.length.to_bytes(2, "little") + self.data
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "DocumentChunk":
+        if len(raw) < 4:
+            raise ValueError(f"the 0xA4 0x46 reply has {len(raw)} bytes, at least 4 expected")
+        return cls(int.from_bytes(raw[2:4], "little"), bytes(raw[4:]))
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentContent:
+    """What a receipt holds beyond its header, as the FN's TLVs: payments (1031, 1081, 1215, 1216, 1217) and one
+    1059 STLV per line (1030 name, 1079 price, 1023 quantity, 1043 line total). The 0xA4 0x46 data."""
+
+    payments: dict[PaymentKind, int]
+    lines: tuple[tuple[str, int, Decimal, int], ...]  # name, price, quantity, amount
+
+    def encode(self) -> bytes:
+        out = [tlv.encode(kind.tag, value).to_bytes() for kind, value in self.payments.items() if value]
+        for name, price, quantity, amount in self.lines:
+            line = [tlv.encode(1030, name), tlv.encode(1079, price), tlv.encode(1023, quantity),
+                    tlv.encode(1043, amount)]
+            out.append(tlv.encode(1059, line).to_bytes())
+        return b"".join(out)
+
+    @classmethod
+    def decode(cls, data: bytes) -> "DocumentContent":
+        payments: dict[PaymentKind, int] = {}
+        lines = []
+        for entry in tlv.iter_tlv(data):
+            if entry.tag == 1059:
+                parts = {child.tag: child for child in entry.children()}
+                lines.append((parts[1030].as_text() if 1030 in parts else "", parts[1079].as_int(),
+                              parts[1023].as_decimal(), parts[1043].as_int()))
+            elif entry.tag in _PAYMENT_TAGS:
+                payments[_PAYMENT_TAGS[entry.tag]] = entry.as_int()
+        return cls(payments, tuple(lines))
+
+
+_PAYMENT_TAGS = {kind.tag: kind for kind in PaymentKind}
+
+
+@dataclass(frozen=True, slots=True)
+class CashInDrawer:
+    """The 0x4D reply: `4D` + the cash in the drawer, kopecks, BCD of UNVERIFIED["4D_DIGITS"] bytes."""
+
+    cash: int
+
+    def encode(self) -> bytes:
+        return bytes((Code.CASH_IN_DRAWER,)) + bcd.encode(self.cash, UNVERIFIED["4D_DIGITS"])  # type: ignore[arg-type]
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "CashInDrawer":
+        if not raw or raw[0] != Code.CASH_IN_DRAWER:
+            raise ValueError(f"the 0x4D reply does not start with 4D: {raw.hex(' ')}")
+        return cls(bcd.decode(raw[1:1 + UNVERIFIED["4D_DIGITS"]]))  # type: ignore[misc]
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterValue:
+    """The 0x91 reply for a counter (UNVERIFIED): `55 00` + the value, BCD of UNVERIFIED["91_DIGITS"] bytes."""
+
+    value: int
+
+    def encode(self) -> bytes:
+        return bytes((ACK_BYTE, 0)) + bcd.encode(self.value, UNVERIFIED["91_DIGITS"])  # type: ignore[arg-type]
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "RegisterValue":
+        digits: int = UNVERIFIED["91_DIGITS"]  # type: ignore[assignment]
+        if len(raw) < 2 + digits:
+            raise ValueError(f"the 0x91 reply has {len(raw)} bytes, {2 + digits} expected")
+        return cls(bcd.decode(raw[2:2 + digits]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -505,10 +638,28 @@ UNVERIFIED: dict[str, object] = {
     # 0xA4 0x10 state byte: 0 closed, 1 open, 2 open for more than 24 hours (as ATOL driver 10's
     # closed / opened / expired).
     "A4_10_STATES": {"closed": 0, "open": 1, "expired": 2},
-    # 0xA4 0x45 + fd(LE32, 0 = the last): the layout of DocumentInfo above.
+    # 0xA4 0x45 + fd(LE32, 0 = the last): the layout of DocumentInfo above; a number the FN does not hold
+    # answers error A4_NO_DOCUMENT.
     "A4_45_LAST": 0,
+    "A4_NO_DOCUMENT": 0xDA,  # 218
+    # 0xA4 0x46 + fd(LE32) + offset(LE16): the document's TLV content in chunks (DocumentChunk, DocumentContent
+    # above), so reconciliation can compare payments and lines; atol4j names the sub-command "…_DATA" only.
+    "A4_46_CHUNK": 512,
+    # 0x4D "cash in drawer": the number of BCD bytes after the 4D byte (spec/devices.md §1.5 gives no width).
+    "4D_DIGITS": 7,
     # 0xA4 0x43: the registration data (RegistrationInfo above); no public source names a command for it.
     "A4_43_REGISTRATION": 0x43,
+    # 0xA4 0x32: the FN's validity (FnValidity above); the spec names the fields (YY MM DD, registrations left
+    # and made), not their encoding: the dates are taken as binary bytes, like 0xA4 0x45's.
+    "A4_32_BINARY_DATE": True,
+    # 0x91 "read register" (spec/devices.md §1.5 names the command and `reg p1 p2`; Unact/kkm names register 3
+    # "payment sum"): register 3 with p1 the receipt type (the 0x92 byte) and p2 the payment type (the 0x99 byte)
+    # is the shift's sum of that payment kind in receipts of that type; register 6 with p1 the receipt type is the
+    # number of such receipts in the shift. Both are reset when a shift opens. The value: BCD of 7 bytes. Used
+    # only with registers that cannot read documents back (the shift counters stand in for them).
+    "91_PAYMENTS": 3,
+    "91_RECEIPTS": 6,
+    "91_DIGITS": 7,
     # Error codes for states atol4j's table has no entry for.
     "ERROR_SHIFT_CLOSED": 0x9D,  # 157
     "ERROR_COVER_OPEN": 0x69,  # 105, "mechanical error of the printing device", with 0x3F flag bit 5 set

@@ -4,8 +4,9 @@ This file decides what to ask and when; protocol.py says how requests and replie
 adapter keeps the connection to the service alive. One service session (OpenSession) is reused; when the service
 answers that it does not know the key (it restarted, or dropped the session), a new one is opened and the refused
 command sent once more: that refusal means the command never reached the register. A command whose answer was
-lost is never repeated blindly: a query is asked again, a document is looked up in the FN (the last document,
-compared with the checkpoint) before anything else, so a receipt is neither lost nor printed twice.
+lost is never repeated blindly: a query is asked again; a document-making command raises OutcomeUnknown and the
+caller reads the documents since its checkpoint back (`documents_since`, the service's sales journal) to find
+what was made by its content. The adapter never decides by position what a document is.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any
 
 import aiohttp
 
-from ...fiscal import BridgeError, CashOperation, Cashier, DocumentKind, FiscalResult, Receipt
+from ...fiscal import (BridgeError, CashOperation, Cashier, DocumentKind, Expected, FiscalResult, FnDocument,
+                       Receipt)
 from ..base import Checkpoint, FiscalRegister, RegisterStatus
-from ..errors import DeviceError, LinkError, OutcomeUnknown, device_error
+from ..errors import PRINTER_FAULTS, DeviceError, OutcomeUnknown, device_error, document_despite_fault
 from . import protocol
 from .protocol import DEFAULT_URL, MODELS, CommonInfo, LastDocument, RegistrationData, Status
 
@@ -29,7 +31,6 @@ __all__ = ["MercuryRegister"]
 log = logging.getLogger("kktbridge.mercury")
 
 _HEADERS = {"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"}
-_PRINTER = {"no_paper", "printer_error", "cover_open"}  # refusals that may come after the document was made
 _NAMES = {"185F": "Меркурий-185Ф", "119F": "Меркурий-119Ф"}
 _CONNECT_TIMEOUT = getattr(aiohttp, "ConnectionTimeoutError", aiohttp.ClientConnectorError)  # aiohttp >= 3.10
 
@@ -39,7 +40,7 @@ class MercuryRegister(FiscalRegister):
 
     def __init__(self, port_name: str, *, url: str = DEFAULT_URL, baudrate: int | None = None,
                  model: str = "185F", serial_number: str | None = None, timeout: float = 15.0,
-                 connect_timeout: float = 3.0, reconcile_attempts: int = 3) -> None:
+                 connect_timeout: float = 3.0, sales_attempts: int = 20) -> None:
         if model not in MODELS:
             raise BridgeError("config", f"модель Меркурия «{model}» не поддерживается (185F, 119F)",
                               f"Mercury model '{model}' is not supported (185F, 119F)")
@@ -53,7 +54,7 @@ class MercuryRegister(FiscalRegister):
         self.serial_number = serial_number
         self.timeout = timeout
         self.connect_timeout = min(connect_timeout, timeout)
-        self.reconcile_attempts = max(1, reconcile_attempts)
+        self.sales_attempts = max(1, sales_attempts)  # GetSales polls while the service reads the journal
         self._http: aiohttp.ClientSession | None = None
         self._key: str | None = None
         self._common: CommonInfo | None = None
@@ -179,7 +180,8 @@ class MercuryRegister(FiscalRegister):
             inn=registration.inn, datetime=state.datetime, shift_open=state.shift_open,
             shift_number=state.shift_number, shift_expired=state.shift_open and state.shift_expired,
             receipt_open=state.receipt_open, paper=state.paper, last_fd_number=state.last_fd_number,
-            unsent_documents=state.unsent, shift_opened_at=state.shift_opened_at,
+            unsent_documents=state.unsent, shift_opened_at=state.shift_opened_at, cash=state.cash,
+            taxations=registration.taxations,
         )
 
     async def last_document(self) -> FiscalResult | None:
@@ -218,65 +220,44 @@ class MercuryRegister(FiscalRegister):
 
     async def _make(self, body: dict[str, Any], kind: DocumentKind, before: int, checkpoint: Checkpoint | None,
                     receipt: Receipt | None = None) -> FiscalResult:
-        """The document-making command: checkpoint, send, and when its outcome is in doubt ask the FN."""
+        """The document-making command: checkpoint, send. A printer fault after the document was made (the paper
+        ran out while it printed) still returns it; a lost answer raises OutcomeUnknown for the caller to resolve."""
         if checkpoint is not None:
             await checkpoint(before)
         try:
             reply = await self._call(body)
-        except OutcomeUnknown as exc:
-            return await self._recover(before, kind, exc, receipt)
-        except DeviceError as exc:
-            if exc.code in _PRINTER:  # the paper may have run out while the fiscalized document printed
-                made = await self._made_after_error(before, kind, exc, receipt)
-                if made is not None:
-                    return made
+        except OutcomeUnknown:
             raise
+        except DeviceError as exc:
+            if exc.code not in PRINTER_FAULTS:
+                raise
+            state = await self._status()
+            made = self._result(state.last) if state.last is not None and state.last.fd_number > before else None
+            return document_despite_fault(exc, made, Expected.of_receipt(receipt) if receipt else Expected(kind))
         return self._document(reply, kind, receipt)
 
-    async def _made_after_error(self, before: int, kind: DocumentKind, exc: DeviceError,
-                                receipt: Receipt | None) -> FiscalResult | None:
-        try:
-            made = self._made(await self._status(), before, kind, receipt)
-        except (LinkError, OutcomeUnknown):
-            raise device_error("outcome_unknown", device_code=exc.device_code,
-                               device_text=f"{exc.device_text}; the FN could not be asked afterwards") from None
-        if made is not None:
-            log.warning("Mercury: %s made document %d, then: %s", kind.name, made.fd_number, exc.text())
-        return made
-
-    async def _recover(self, before: int, kind: DocumentKind, exc: DeviceError,
-                       receipt: Receipt | None) -> FiscalResult:
-        """After a lost answer: the document if the FN has it; else the original error (the caller's checkpoint
-        keeps `before` to ask again later). The register may still be printing: ask a few times."""
-        for _ in range(self.reconcile_attempts):
+    async def documents_since(self, fd_number: int) -> list[FnDocument]:
+        """From the sales journal (ReadSales, then GetSales, asked again while the service says it is busy)."""
+        common, registration = await self._identity()
+        if (await self._status()).last_fd_number <= fd_number:
+            return []
+        await self._call(protocol.simple("ReadSales"))
+        for attempt in range(self.sales_attempts):
             try:
-                state = await self._status()
+                reply = await self._call(protocol.simple("GetSales"), repeatable=True)
                 break
-            except LinkError:
-                raise exc from None
-            except OutcomeUnknown:
-                continue
-        else:
-            raise exc
-        made = self._made(state, before, kind, receipt)
-        if made is None:
-            raise exc
-        log.warning("Mercury: document %d was made although the answer was lost: %s", made.fd_number, exc.text())
-        return made
+            except DeviceError as exc:
+                if exc.code != "busy" or attempt + 1 == self.sales_attempts:
+                    raise
+                await asyncio.sleep(0.2)
+        documents = protocol.parse_sales(reply, common.fn_number, registration.reg_number)
+        return [document for document in documents if document.fd_number > fd_number]
 
-    def _made(self, state: Status, before: int, kind: DocumentKind, receipt: Receipt | None) -> FiscalResult | None:
-        """The document made since `before`, if it is ours; None if none was made; an error if another was."""
-        if state.last is None or state.last.fd_number <= before:
-            return None
-        made = self._result(state.last)
-        ours = made.fd_number == before + 1 and made.kind is kind
-        if ours and receipt is not None:
-            ours = made.total == receipt.total and made.receipt_type is receipt.type
-        if ours:
-            return made
-        raise device_error("fn_error", device_text=(
-            f"document {made.fd_number} ({made.kind.name}) appeared where document {before + 1} ({kind.name}) "
-            "was expected: something else used the register"))
+    async def drawer_cash(self) -> int:
+        cash = (await self._status()).cash
+        if cash is None:
+            raise device_error("not_supported", device_text="GetStatus: shiftInfo.cash is missing")
+        return cash
 
     # --- receipts --------------------------------------------------------------------------------------
 
@@ -301,6 +282,9 @@ class MercuryRegister(FiscalRegister):
             await self._reset_quietly()
             raise
 
+    def validate(self, receipt: Receipt) -> None:
+        protocol.receipt_requests(receipt)
+
     async def _ready_for_receipt(self, receipt: Receipt) -> int:
         """Cancel a receipt left open, refuse an expired shift, open a closed one; the last FD number."""
         state = await self._status()
@@ -310,9 +294,15 @@ class MercuryRegister(FiscalRegister):
         if state.shift_open and state.shift_expired:
             raise device_error("shift_expired", device_text="GetStatus: shiftInfo.is24Expired")
         if not state.shift_open:
-            opened = await self._make(protocol.open_shift(receipt.cashier), DocumentKind.OPEN_SHIFT,
-                                      state.last_fd_number, None)
-            return opened.fd_number
+            try:
+                opened = await self._make(protocol.open_shift(receipt.cashier), DocumentKind.OPEN_SHIFT,
+                                          state.last_fd_number, None)
+                return opened.fd_number
+            except OutcomeUnknown:  # whether the shift opened is a fact the register tells: ask it
+                state = await self._status()
+                if not state.shift_open:
+                    raise
+                log.warning("Mercury: the shift opened although its answer was lost")
         return state.last_fd_number
 
     async def _reset_quietly(self) -> None:
@@ -334,7 +324,9 @@ class MercuryRegister(FiscalRegister):
         """PrintReport 1; the service takes no cashier for it."""
         await self._call(protocol.print_report(protocol.REPORT_X))
 
-    async def cash_operation(self, operation: CashOperation) -> None:
+    async def cash_operation(self, operation: CashOperation, *, checkpoint: Checkpoint | None = None) -> None:
+        if checkpoint is not None:
+            await checkpoint(await self.drawer_cash())
         await self._call(protocol.cash_operation(operation))
 
     async def open_drawer(self) -> None:

@@ -25,7 +25,9 @@ from ...fiscal import (
     CashOperationKind,
     Cashier,
     DocumentKind,
+    DocumentLine,
     FiscalResult,
+    FnDocument,
     FormatError,
     IndustryRequisite,
     Item,
@@ -61,6 +63,8 @@ __all__ = [
     "ReceiptRequests",
     "RegistrationData",
     "Status",
+    "parse_sales",
+    "sales_journal",
     "add_goods",
     "agent_info",
     "buyer_info",
@@ -105,6 +109,7 @@ DEFAULT_PORT = 50010
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}/api.json"
 MODELS = ("185F", "119F")  # "185F" also covers 115Ф, 130Ф and 180Ф
 QUANTITY_SCALE = 10000  # KKTServiceLib QuantityConverter: 1.5 → 15000
+_MICROS_PER_UNIT = 1_000_000 // QUANTITY_SCALE  # Quantity keeps millionths
 REPORT_X = 1  # PrintReport reportCode 1: the shift report from the FN without closing it
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"  # KKTServiceLib CustomDateTimeConverter("yyyy-MM-ddTHH:mm:ss")
 
@@ -151,6 +156,7 @@ UNVERIFIED: dict[str, Any] = {
         "no_items": (209, "В чеке нет предметов расчёта", "bad_value"),
         "taxation": (210, "Система налогообложения не указана при регистрации ККТ", "bad_value"),
         "no_document": (211, "Документ с таким номером не найден в ФН", "fn_error"),
+        "busy": (8, "ККТ занята: чтение журнала продаж ещё не закончено", "busy"),
     },
     # GetStatus fnInfo.lastDoc: `num` and `dateTime` are public (KKTServiceLib FiscalDocument); these fields,
     # which reconciliation needs, are kktbridge's design: our field → the service's key.
@@ -162,6 +168,12 @@ UNVERIFIED: dict[str, Any] = {
         "check_type": "checkType",  # receipts only, 0–3 as in OpenCheck
         "total": "sum",  # receipts only, kopecks
     },
+    # ReadSales / GetSales (KKTServiceLib's sales journal, "журнал продаж"): the public shape has `shifts` as one
+    # JournalShift; we send and accept a list of them. ReadSales prepares the journal at once (the real service
+    # may read the register's database in the background: GetSales then answers `busy` until it is ready).
+    # Open and close entries carry `fiscalSign` too (the public JournalShiftOpenInfo has none).
+    "SALES_SHIFTS_LIST": True,
+    "SALES_SHIFT_SIGN": "fiscalSign",
     # PrintText: one line of non-fiscal text per command, in this field.
     "PRINT_TEXT_FIELD": "text",
     # AddGoods nomenclatureCode (tag 1162, FFD < 1.2): the raw bytes as base64, like mcInfo.mc.
@@ -611,7 +623,7 @@ def item_of(fields: dict[str, Any]) -> Item:
     qty = _int(fields, "qty")
     if qty <= 0:
         raise ValueError("qty must be above zero")
-    quantity = Quantity(qty * (1_000_000 // QUANTITY_SCALE))
+    quantity = Quantity(qty * _MICROS_PER_UNIT)
     return Item(
         name=str(fields["productName"]),
         price=_int(fields, "price"),
@@ -691,3 +703,76 @@ def _supplier_of(info: dict[str, Any] | None) -> Supplier | None:
         return None
     return Supplier(name=info.get("supplierName"), inn=info.get("supplierINN"),
                     phones=tuple(info.get("supplierPhone") or ()))
+
+
+# --- the sales journal (ReadSales, GetSales): every document read back, for reconciliation -----------------------
+
+
+def sales_journal(records: list[dict[str, Any]], fn_number: str) -> dict[str, Any]:
+    """The GetSales reply fields for the FN's documents (the emulator's side): the shifts, each with its opening,
+    closing and receipts. `records` are fiscal-storage records (emulators/fncore.py), oldest first."""
+    sign = UNVERIFIED["SALES_SHIFT_SIGN"]
+    shifts: list[dict[str, Any]] = []
+    for record in records:
+        when = datetime.fromisoformat(record["datetime"]).strftime(DATETIME_FORMAT)
+        if record["doc"] == "open_shift" or not shifts:
+            shifts.append({"fnNum": fn_number, "num": record["shift"], "open": None, "close": None, "checks": []})
+        shift = shifts[-1]
+        entry = {"fiscalDocNum": record["fd"], "dateTime": when, sign: record["fp"]}
+        if record["doc"] == "open_shift":
+            shift["open"] = entry
+        elif record["doc"] == "close_shift":
+            shift["close"] = entry
+        elif record["doc"] == "receipt":
+            shift["checks"].append({
+                **entry, "fiscalSign": record["fp"], "annulled": False, "num": record.get("receipt"),
+                "checkType": CHECK_TYPES[ReceiptType(record["type"])],
+                "taxSystem": TaxationSystem[record["taxation"]].index if record.get("taxation") else None,
+                "sendCheckTo": (record.get("buyer") or {}).get("contact"), "total": record["total"],
+                "payment": {PAYMENT_FIELDS[PaymentKind[kind.upper()]]: value
+                            for kind, value in (record.get("payments") or {}).items()},
+                "goods": [{"productName": line["name"],
+                           "qty": Quantity.parse(line["quantity"]).scaled(QUANTITY_SCALE),
+                           "measureUnit": line.get("measure", 0), "taxCode": line.get("vat") or int(VatRate.NONE),
+                           "price": line["price"], "typeCode": line.get("object", 1),
+                           "paymentFormCode": line.get("method", 4), "sum": line["amount"]}
+                          for line in record.get("items") or ()],
+            })
+    return {"shifts": shifts if UNVERIFIED["SALES_SHIFTS_LIST"] else (shifts[-1] if shifts else None)}
+
+
+def parse_sales(reply: dict[str, Any], fn_number: str, reg_number: str = "") -> list[FnDocument]:
+    """Every document in a GetSales reply, by FD number order: shift openings and closings, and receipts with their
+    payments and lines. Annulled receipts (reset before closing) made no document and are left out."""
+    shifts = reply.get("shifts") or []
+    if isinstance(shifts, dict):  # the public shape: one shift
+        shifts = [shifts]
+    sign = UNVERIFIED["SALES_SHIFT_SIGN"]
+    documents: list[FnDocument] = []
+    try:
+        for shift in shifts:
+            number = int(shift.get("num") or 0)
+            for key, kind in (("open", DocumentKind.OPEN_SHIFT), ("close", DocumentKind.CLOSE_SHIFT)):
+                entry = shift.get(key)
+                if entry and entry.get("fiscalDocNum"):
+                    documents.append(FnDocument(FiscalResult(
+                        kind=kind, fd_number=int(entry["fiscalDocNum"]), fiscal_sign=str(entry.get(sign) or ""),
+                        fn_number=fn_number, shift_number=number, datetime=_when(entry["dateTime"]),
+                        reg_number=reg_number)))
+            for check in shift.get("checks") or ():
+                if check.get("annulled") or not check.get("fiscalDocNum"):
+                    continue
+                lines = tuple(DocumentLine(int(good["price"]), Quantity(int(good["qty"]) * _MICROS_PER_UNIT),
+                                           int(good["sum"]), str(good.get("productName") or ""))
+                              for good in check.get("goods") or ())
+                documents.append(FnDocument(FiscalResult(
+                    kind=DocumentKind.RECEIPT, fd_number=int(check["fiscalDocNum"]),
+                    fiscal_sign=str(check.get("fiscalSign") or ""), fn_number=fn_number, shift_number=number,
+                    datetime=_when(check["dateTime"]), reg_number=reg_number,
+                    receipt_number=int(check["num"]) if check.get("num") is not None else None,
+                    total=int(check["total"]), receipt_type=RECEIPT_TYPE_OF[int(check["checkType"])]),
+                    payments={kind: value for kind, value in payments_of(check.get("payment")).by_kind().items()},
+                    lines=lines))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _malformed("GetSales", reply, exc) from None
+    return sorted(documents, key=lambda document: document.fd_number)

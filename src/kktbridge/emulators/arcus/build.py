@@ -88,7 +88,7 @@ def build_library(out_dir: Path, *, compiler: str | None = None) -> Path:
     ``compiler`` is a program name or path, optionally with arguments ("ccache gcc"); by default ``$CC``, else cc,
     gcc or clang from PATH. Raises EmulatorBuildError when no compiler exists or the compilation fails.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()  # absolute: the compiler runs in a folder of its own
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / library_name()
     stamp = target.with_name(target.name + ".sha256")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
-from ...devices.transport import parse_address
+from ...arguments import address, number
 from ..runner import add_common_arguments, faults_from, registration_from, run_until_stopped
 from .server import AtolEmulator
 
@@ -15,31 +16,36 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP (default 127.0.0.1:5555), protocol v3")
+    where.add_argument("--tcp", metavar="HOST:PORT", type=address(5555),
+                       help="listen on TCP (default 127.0.0.1:5555), protocol v3")
     where.add_argument("--pty", action="store_true", help="create a pseudo-terminal and print its path (serial)")
     parser.add_argument("--protocol", choices=("v3", "v2"), default="v3", help="transport protocol (v2: --pty only)")
-    parser.add_argument("--password", type=int, default=0, help="access password (BCD, default 0)")
+    parser.add_argument("--password", type=number(0, 9999), default=0, help="access password (0-9999, default 0)")
     add_common_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.protocol == "v2" and not args.pty:
-        raise SystemExit("kktbridge emulate atol: protocol v2 runs on a serial line only: add --pty")
+        print("kktbridge emulate atol: error: protocol v2 runs on a serial line only: add --pty", file=sys.stderr)
+        return 2
     if args.pty and os.name != "posix":
-        raise SystemExit("kktbridge emulate atol: --pty needs a POSIX system; use --tcp")
+        print("kktbridge emulate atol: error: --pty needs a POSIX system; use --tcp", file=sys.stderr)
+        return 2
     emulator: AtolEmulator | None = None
 
     async def start() -> dict[str, Any]:
         nonlocal emulator
+        registration = registration_from(args)
         emulator = AtolEmulator(state_path=args.state, journal_path=args.journal, paper_path=args.paper,
-                                registration=registration_from(args), faults=faults_from(args),
+                                registration=registration, faults=faults_from(args),
                                 password=args.password, fsync=not args.no_fsync, exit_on_power_loss=True)
-        ready: dict[str, Any] = {"kind": "atol", "protocol": args.protocol, "journal": args.journal}
+        ready: dict[str, Any] = {"kind": "atol", "protocol": args.protocol, "journal": args.journal,
+                                 "fn_number": registration.fn_number}
         if args.pty:
             ready["pty"] = emulator.open_pty(args.protocol)
         else:
-            host, port = parse_address(args.tcp or "127.0.0.1:5555", 5555)
+            host, port = args.tcp or ("127.0.0.1", 5555)
             bound = await emulator.serve_tcp(host, port)
             ready["tcp"] = f"{bound[0]}:{bound[1]}"
         return ready

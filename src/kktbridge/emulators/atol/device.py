@@ -10,23 +10,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 
 from ...devices import tlv
 from ...devices.atol import bcd
 from ...devices.atol.commands import (
+    FnValidity,
     PAYMENT_KIND_OF,
     RECEIPT_TYPE_OF,
     RECEIPT_TYPES,
     UNVERIFIED,
+    CashInDrawer,
     Code,
     DeviceState,
     DeviceType,
+    DocumentChunk,
+    DocumentContent,
     DocumentInfo,
     FnSub,
     ItemLine,
     Mode,
     PaymentReply,
+    RegisterValue,
     RegistrationInfo,
     Reply,
     ShiftState,
@@ -37,9 +43,9 @@ from ...devices.atol.commands import (
 )
 from ...devices.atol.requisites import ReceiptRequisites, item_from
 from ...devices.atol import charset
-from ...fiscal import CashOperationKind, DocumentKind, FiscalResult, TaxationSystem
+from ...fiscal import CashOperationKind, DocumentKind, FiscalResult, PaymentKind, TaxationSystem
 from ..faults import Faults
-from ..fncore import FiscalCore, FnCode, FnError
+from ..fncore import FiscalCore, FnCode, FnError, result_of
 from ..paper import PaperTape, render_document
 
 __all__ = ["AtolDevice", "PowerLoss"]
@@ -67,7 +73,7 @@ FN_ERRORS: dict[FnCode, int] = {
 }
 
 _ANY_MODE = {Code.DEVICE_STATE, Code.STATE_CODE, Code.DEVICE_TYPE, Code.FN, Code.OPEN_DRAWER, Code.PRINT_STRING,
-             Code.BARCODE, Code.CUT, Code.BEEP}
+             Code.BARCODE, Code.CUT, Code.BEEP, Code.CASH_IN_DRAWER, Code.READ_REGISTER}
 MODE_COMMANDS: dict[Mode, set[int]] = {
     Mode.SELECT: {Code.ENTER_MODE},
     Mode.REGISTRATION: {Code.OPEN_SHIFT, Code.OPEN_RECEIPT, Code.WRITE_REQUISITE, Code.REGISTER_ITEM,
@@ -82,6 +88,24 @@ SLOW = {Code.OPEN_SHIFT, Code.CLOSE_RECEIPT, Code.CASH_IN, Code.CASH_OUT, Code.R
         Code.PRINT_STRING, Code.BARCODE}  # print a whole document: the ones `print_latency` delays
 
 _DOC_TYPE = {DocumentKind.OPEN_SHIFT: 2, DocumentKind.RECEIPT: 3, DocumentKind.CLOSE_SHIFT: 5}
+
+
+def _document_info(record: dict) -> bytes:
+    """The 0xA4 0x45 reply for an FN record."""
+    result = result_of(record)
+    return DocumentInfo(
+        doc_type=_DOC_TYPE.get(result.kind, 0), fd_number=result.fd_number, fiscal_sign=int(result.fiscal_sign),
+        clock=result.datetime, shift_number=result.shift_number, receipt_number=result.receipt_number or 0,
+        receipt_type=RECEIPT_TYPES[result.receipt_type] if result.receipt_type else 0, total=result.total or 0,
+    ).encode()
+
+
+def _document_content(record: dict) -> DocumentContent:
+    """The TLV content (payments, lines) of an FN record, for 0xA4 0x46."""
+    payments = {PaymentKind[name.upper()]: value for name, value in (record.get("payments") or {}).items()}
+    lines = tuple((line["name"], line["price"], Decimal(line["quantity"]), line["amount"])
+                  for line in record.get("items") or ())
+    return DocumentContent(payments, lines)
 
 
 class AtolDevice:
@@ -111,6 +135,8 @@ class AtolDevice:
             Code.CASH_OUT: lambda params: self._cash(params, CashOperationKind.CASH_OUT), Code.REPORT: self._report,
             Code.Z_REPORT: self._z_report, Code.OPEN_DRAWER: self._ok, Code.PRINT_STRING: self._print_string,
             Code.BARCODE: self._barcode, Code.CUT: self._ok, Code.BEEP: self._ok, Code.FN: self._fn,
+            Code.CASH_IN_DRAWER: lambda params: CashInDrawer(self.core.cash).encode(),
+            Code.READ_REGISTER: self._read_register,
         }
 
     # --- the one entry point -------------------------------------------------------------------------
@@ -214,6 +240,9 @@ class AtolDevice:
             return ShiftState(state, self.core.shift_number, self.core.receipts_in_shift).encode()
         if sub == FnSub.FN_NUMBER:
             return Reply().encode()[:2] + self.core.registration.fn_number.encode("ascii")
+        if sub == FnSub.FN_VALIDITY:
+            valid_until = date.fromisoformat(self.core.registration.fn_valid_until)
+            return FnValidity(valid_until, registrations_left=29, registrations_made=1).encode()
         if sub == FnSub.REGISTRATION:
             registration = self.core.registration
             mask = sum(TaxationSystem[name].mask for name in registration.taxations)
@@ -221,22 +250,37 @@ class AtolDevice:
         if sub == FnSub.OFD_STATUS:
             return Reply().encode()[:2] + bytes(2) + bytes(2) + bytes(4) + bytes(5)
         if sub == FnSub.DOCUMENT:
-            wanted = int.from_bytes(params[1:5], "little") if len(params) >= 5 else 0
-            record = self.core.last_document()
+            wanted = int.from_bytes(params[1:5], "little") if len(params) >= 5 else UNVERIFIED["A4_45_LAST"]
+            if wanted == UNVERIFIED["A4_45_LAST"]:
+                record = self.core.last_document()
+                if record is None:
+                    return DocumentInfo(0, 0, 0, datetime(2000, 1, 1), 0, 0, 0, 0).encode()
+            else:
+                record = self._archived(wanted)
+                if record is None:
+                    return Reply(UNVERIFIED["A4_NO_DOCUMENT"]).encode()  # type: ignore[arg-type]
+            return _document_info(record)
+        if sub == FnSub.DOCUMENT_DATA:
+            record = self._archived(int.from_bytes(params[1:5], "little"))
             if record is None:
-                return DocumentInfo(0, 0, 0, datetime(2000, 1, 1), 0, 0, 0, 0).encode()
-            if wanted not in (0, record["fd"]):
-                return Reply(218).encode()
-            result = self.core.last_result()
-            assert result is not None
-            return DocumentInfo(
-                doc_type=_DOC_TYPE.get(result.kind, 0), fd_number=result.fd_number,
-                fiscal_sign=int(result.fiscal_sign), clock=result.datetime, shift_number=result.shift_number,
-                receipt_number=result.receipt_number or 0,
-                receipt_type=RECEIPT_TYPES[result.receipt_type] if result.receipt_type else 0,
-                total=result.total or 0,
-            ).encode()
+                return Reply(UNVERIFIED["A4_NO_DOCUMENT"]).encode()  # type: ignore[arg-type]
+            data = _document_content(record).encode()
+            offset = int.from_bytes(params[5:7], "little")
+            return DocumentChunk(len(data), data[offset:offset + UNVERIFIED["A4_46_CHUNK"]]).encode()  # type: ignore
         return Reply(242).encode()
+
+    def _archived(self, fd_number: int) -> dict | None:
+        """FN document `fd_number` as 0xA4 0x45 n / 0x46 n give it back: none while `documents_unreadable`."""
+        return None if self.faults.documents_unreadable else self.core.document(fd_number)
+
+    def _read_register(self, params: bytes) -> bytes:
+        """0x91: the shift counters of UNVERIFIED["91_*"] (a register number it does not know is malformed)."""
+        register, receipt_type = params[0], RECEIPT_TYPE_OF[params[1]]
+        if register == UNVERIFIED["91_PAYMENTS"]:
+            return RegisterValue(self.core.shift_paid(receipt_type, PAYMENT_KIND_OF[params[2]])).encode()
+        if register == UNVERIFIED["91_RECEIPTS"]:
+            return RegisterValue(self.core.shift_count(receipt_type)).encode()
+        raise ValueError(f"no register {register}")
 
     # --- modes -----------------------------------------------------------------------------------------
 

@@ -84,6 +84,7 @@ class AtolEmulator:
         self._pty_task: asyncio.Task | None = None
         self.bytes_sent = 0
         self.restarts = 0
+        self.printing: str | None = None  # the command code (hex) whose `print_latency` runs now, for the status
 
     def _new_device(self) -> AtolDevice:
         return AtolDevice(FiscalCore(**self._core_args), faults=self.faults, paper=self.paper,  # type: ignore[arg-type]
@@ -274,10 +275,18 @@ class AtolEmulator:
             task.status = v3.TaskStatus.IN_PROGRESS
             try:
                 if self.faults.print_latency > 0 and self.device.is_slow(command):
-                    await asyncio.sleep(self.faults.print_latency)
+                    await self._print_slowly(command)
                 await self._run(task, command)
             finally:
                 self._busy = False
+
+    async def _print_slowly(self, command: bytes) -> None:
+        """The `print_latency` of a document-printing command, shown as `printing` in the status meanwhile."""
+        self.printing = f"{command[2]:02x}"
+        try:
+            await asyncio.sleep(self.faults.print_latency)
+        finally:
+            self.printing = None
 
     async def _handle(self, command: bytes) -> bytes | None:
         """Run one command on the device; None when the power-loss switch fired (nothing to answer)."""
@@ -305,7 +314,7 @@ class AtolEmulator:
 
     async def _v2_request(self, session: v2.DeviceSession, command: bytes, outputs: Callable) -> None:
         if self.faults.print_latency > 0 and self.device.is_slow(command):
-            await asyncio.sleep(self.faults.print_latency)
+            await self._print_slowly(command)
         payload = await self._handle(command)
         if payload is not None:
             outputs(session.reply(payload))
@@ -343,4 +352,4 @@ class AtolEmulator:
         core = self.core
         return {"shift_open": core.shift_open, "shift_number": core.shift_number, "last_fd": core.last_fd_number,
                 "receipt_open": core.receipt is not None, "cash": core.cash, "mode": int(self.device.mode),
-                "faults": self.faults.to_dict(), "restarts": self.restarts}
+                "faults": self.faults.to_dict(), "restarts": self.restarts, "printing": self.printing}

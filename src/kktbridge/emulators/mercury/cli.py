@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ...devices.mercury.protocol import DEFAULT_PORT, MODELS
-from ...devices.transport import parse_address
+from ...arguments import address
 from ..runner import add_common_arguments, faults_from, registration_from, run_until_stopped
 from .server import MercuryEmulator
 
@@ -14,7 +14,7 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--http", metavar="HOST:PORT",
+    parser.add_argument("--http", metavar="HOST:PORT", type=address(DEFAULT_PORT),
                         help=f"listen for POST /api.json (default 127.0.0.1:{DEFAULT_PORT}; port 0 picks a free one)")
     parser.add_argument("--model", choices=MODELS, default=MODELS[0],
                         help="the register behind the service: 185F (115Ф/130Ф/180Ф/185Ф) or 119F")
@@ -27,12 +27,14 @@ def run(args: argparse.Namespace) -> int:
 
     async def start() -> dict[str, Any]:
         nonlocal emulator
+        registration = registration_from(args)
         emulator = MercuryEmulator(state_path=args.state, journal_path=args.journal, paper_path=args.paper,
-                                   registration=registration_from(args), faults=faults_from(args), model=args.model,
+                                   registration=registration, faults=faults_from(args), model=args.model,
                                    fsync=not args.no_fsync, exit_on_power_loss=True)
-        host, port = parse_address(args.http or f"127.0.0.1:{DEFAULT_PORT}", DEFAULT_PORT)
+        host, port = args.http or ("127.0.0.1", DEFAULT_PORT)
         await emulator.serve_http(host, port)
-        return {"kind": "mercury", "url": emulator.url, "control": None, "journal": args.journal}
+        return {"kind": "mercury", "url": emulator.url, "control": None, "journal": args.journal,
+                "fn_number": registration.fn_number}
 
     async def control(request: dict) -> dict:
         assert emulator is not None

@@ -95,8 +95,9 @@ class MercuryService:
             "BringMoney": lambda request: self._cash(request, CashOperationKind.CASH_IN),
             "WithdrawMoney": lambda request: self._cash(request, CashOperationKind.CASH_OUT),
             "PrintReport": self._report, "OpenBox": self._open_box, "PrintText": self._print_text,
-            "PrintDocFromFN": self._print_doc,
+            "PrintDocFromFN": self._print_doc, "ReadSales": self._read_sales, "GetSales": self._get_sales,
         }
+        self._sales: dict[str, Any] | None = None  # the journal ReadSales prepared
 
     # --- the one entry point -------------------------------------------------------------------------
 
@@ -356,6 +357,23 @@ class MercuryService:
         self._print_record(record)
         return ok_reply()
 
+    # --- the sales journal (protocol.sales_journal; UNVERIFIED details there) ----------------------------------
+
+    def _read_sales(self, request: dict[str, Any]) -> dict[str, Any]:
+        core = self.core
+        records = [record for number in range(1, core.last_fd_number + 1)
+                   if (record := core.document(number)) is not None]
+        registration = core.registration
+        self._sales = {"kktRegNum": registration.reg_number, "kktNum": registration.serial,
+                       "ownerInn": registration.inn, "ffdVer": registration.ffd, "salesVer": "1",
+                       **protocol.sales_journal(records, registration.fn_number)}
+        return ok_reply()
+
+    def _get_sales(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self._sales is None:
+            return error_reply("bad_request", "ReadSales first")
+        return ok_reply(**self._sales)
+
 
 def _industry_dict(entry: dict[str, Any]) -> dict[str, str]:
     r = protocol.industry_of(entry)
@@ -384,6 +402,7 @@ class MercuryEmulator:
         self.address: tuple[str, int] | None = None
         self.restarts = 0
         self.requests = 0
+        self.printing: str | None = None  # the command whose `print_latency` runs now, for the status
 
     def _new_service(self) -> MercuryService:
         return MercuryService(FiscalCore(**self._core_args), faults=self.faults, paper=self.paper, model=self.model)
@@ -442,7 +461,11 @@ class MercuryEmulator:
             self.requests += 1
             log.debug("Mercury emulator: %s", payload.get("command"))
             if self.faults.print_latency > 0 and self.service.prints(payload):
-                await asyncio.sleep(self.faults.print_latency)
+                self.printing = str(payload.get("command"))
+                try:
+                    await asyncio.sleep(self.faults.print_latency)
+                finally:
+                    self.printing = None
             try:
                 return self.service.handle(payload)
             except PowerLoss as exc:
@@ -482,7 +505,8 @@ class MercuryEmulator:
         core = self.core
         return {"shift_open": core.shift_open, "shift_number": core.shift_number, "last_fd": core.last_fd_number,
                 "receipt_open": core.receipt is not None, "cash": core.cash, "sessions": len(self.service.sessions),
-                "faults": self.faults.to_dict(), "restarts": self.restarts, "requests": self.requests}
+                "faults": self.faults.to_dict(), "restarts": self.restarts, "requests": self.requests,
+                "printing": self.printing}
 
 
 def _json(reply: dict[str, Any]) -> web.Response:
