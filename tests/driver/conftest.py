@@ -43,9 +43,11 @@ class Stand:
 
 
 async def make_stand(tmp_path: Path, registers: int = 1, *, terminal: Path | None = None,
-                     terminal_options: dict | None = None, mercury: bool = False, **driver_options) -> Stand:
+                     terminal_options: dict | None = None, mercury: bool = False, mercury_options: dict | None = None,
+                     settings: dict | None = None, **driver_options) -> Stand:
     """Emulated ATOL registers (`registers` of them), optionally a Mercury register (its journal is
-    `mercury.jsonl`, its token comes after the ATOL ones) and an Arcus terminal (its token last)."""
+    `mercury.jsonl`, its token comes after the ATOL ones) and an Arcus terminal (its token last).
+    `settings` go into the [driver] table."""
     emulators, devices, tokens = [], [], []
     for index in range(registers):
         emulator = AtolEmulator(state_path=tmp_path / f"atol{index}.json", journal_path=tmp_path / f"atol{index}.jsonl",
@@ -67,17 +69,18 @@ async def make_stand(tmp_path: Path, registers: int = 1, *, terminal: Path | Non
         token = new_token()
         tokens.append(token)
         devices.append({"name": "Меркурий", "kind": "mercury", "token": token, "url": service.url,
-                        "port_name": "COM1", "vat": 6})
+                        "port_name": "COM1", "vat": 6, **(mercury_options or {})})
     if terminal is not None:
         token = new_token()
         tokens.append(token)
         devices.append({"name": "Терминал", "kind": "arcus", "token": token, "library": str(terminal),
                         "emulator": {"state_file": str(tmp_path / "arcus.txt"), "slip_file": str(tmp_path / "cheq.out")},
                         **(terminal_options or {})})
-    config = parse_config({"driver": {"listen": "127.0.0.1:0", "data_dir": str(tmp_path)},
+    config = parse_config({"driver": {"listen": "127.0.0.1:0", "data_dir": str(tmp_path), **(settings or {})},
                            "cors": {"allowed_origins": [ORIGIN]}, "devices": devices, **driver_options})
     driver = Driver(config)
     url = await driver.start()
+    await driver.ready()
     return Stand(driver, url, emulators, tokens, tmp_path, aiohttp.ClientSession())
 
 
@@ -98,5 +101,13 @@ async def stand(tmp_path):
 @pytest.fixture
 async def two_registers(tmp_path):
     stand = await make_stand(tmp_path, registers=2)
+    yield stand
+    await close_stand(stand)
+
+
+@pytest.fixture
+async def shop(tmp_path, arccom_library):
+    """An ATOL register and the Arcus emulator library behind the driver (the register's token first)."""
+    stand = await make_stand(tmp_path, terminal=arccom_library)
     yield stand
     await close_stand(stand)

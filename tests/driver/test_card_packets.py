@@ -5,20 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
 
 from kktbridge.examples import example_packet
 
 from .conftest import close_stand, make_stand
 
 EXAMPLE = json.loads(example_packet())
-
-
-@pytest.fixture
-async def shop(tmp_path, arccom_library):
-    stand = await make_stand(tmp_path, terminal=arccom_library)
-    yield stand
-    await close_stand(stand)
 
 
 def headers(stand, order: str) -> dict:
@@ -47,17 +39,28 @@ async def test_the_1_2_header_style_with_both_tokens_as_header_names(shop):
     assert "success" in answer[0] and "success" in answer[1]
 
 
-async def test_a_failing_receipt_after_an_approved_payment_says_so_and_resumes(shop):
+async def test_no_paper_refuses_the_packet_before_the_card_is_charged(shop):
     shop.emulators[0].faults.no_paper = True
+    _, answer, _ = await shop.post(EXAMPLE, headers(shop, "paper-1"))
+    pay, receipt = answer
+    assert pay["errorCode"] == "no_paper" and pay["retryable"] and "not charged" in pay["error"]
+    assert receipt["skipped"] and "emu_purchase_count" not in (await terminal(shop).report()).extra or \
+        (await terminal(shop).report()).extra["emu_purchase_count"] == "0"
+    shop.emulators[0].faults.no_paper = False
+    _, again, _ = await shop.post(EXAMPLE, headers(shop, "paper-1"))
+    assert "success" in again[0] and "success" in again[1] and len(shop.receipts()) == 1
+
+
+async def test_a_failing_receipt_after_an_approved_payment_says_so_and_resumes(shop):
+    shop.emulators[0].faults.power_loss_at = "before:92"  # the register restarts when the receipt is opened
     _, answer, _ = await shop.post(EXAMPLE, headers(shop, "paid-1"))
     pay, receipt = answer
     assert "success" in pay
-    assert receipt["paidRrn"] == pay["rrn"] and receipt["paidAmount"] == "12.00"
+    assert receipt["paidRrn"] == pay["rrn"] and receipt["paidAmount"] == 12.0
     assert "оплата картой прошла" in receipt["error"] and pay["rrn"] in receipt["error"]
-    assert "the card was charged" in receipt["error"] and receipt["errorCode"] == "no_paper"
+    assert "the card was charged" in receipt["error"] and receipt["errorCode"] == "link" and receipt["retryable"]
     assert shop.receipts() == []
-    shop.emulators[0].faults.no_paper = False
-    _, again, _ = await shop.post(EXAMPLE, headers(shop, "paid-1"))  # the cashier loads paper and presses again
+    _, again, _ = await shop.post(EXAMPLE, headers(shop, "paid-1"))  # the cashier presses again
     assert again[0] == pay and "success" in again[1]  # the card is not charged twice
     report = await terminal(shop).report()
     assert report.extra["emu_purchase_count"] == "1" and len(shop.receipts()) == 1
@@ -66,7 +69,7 @@ async def test_a_failing_receipt_after_an_approved_payment_says_so_and_resumes(s
 async def test_automatic_reversal_when_configured(tmp_path, arccom_library):
     stand = await make_stand(tmp_path, terminal=arccom_library, terminal_options={"reverse_on_failure": True})
     try:
-        stand.emulators[0].faults.no_paper = True
+        stand.emulators[0].faults.power_loss_at = "before:92"
         _, answer, _ = await stand.post(EXAMPLE, headers(stand, "rev-1"))
         assert answer[1]["reversal"]["responseCode"] == "00" and "оплата отменена" in answer[1]["error"]
         report = await terminal(stand).report()
@@ -125,31 +128,32 @@ async def test_two_packets_for_one_terminal_at_once_are_serialized(shop):
 async def test_a_payment_in_flight_at_a_crash_is_not_charged_twice(shop):
     """The journal as a crash leaves it (payment `started`, no answer kept) and the terminal's own record of
     that payment: resending the packet takes the terminal's answer instead of charging the card again."""
-    from kktbridge.bitapi import decode_request
-
-    packet = decode_request(headers(shop, "crash-pay"), json.dumps(EXAMPLE, ensure_ascii=False).encode())
-    journal = shop.driver.journal
-    packet_id, _ = journal.create_packet(order_id="crash-pay", fingerprint=packet.fingerprint, source="browser",
-                                         origin=None, packet_json="{}",
-                                         commands=[(c.name, c.type.wire, None) for c in packet.commands])
-    journal.start_command(packet_id, 0)
+    await crashed_during_payment(shop, "crash-pay")
     charged = await terminal(shop).pay(1200)  # the terminal approved it just before the driver died
     _, answer, _ = await shop.post(EXAMPLE, headers(shop, "crash-pay"))
     assert answer[0]["rrn"] == charged.rrn and "success" in answer[0] and "success" in answer[1]
     assert (await terminal(shop).report()).extra["emu_purchase_count"] == "1"
 
 
-async def test_an_unconfirmed_payment_in_flight_is_reported_not_repeated(shop):
-    from kktbridge.bitapi import decode_request
-
-    packet = decode_request(headers(shop, "crash-2"), json.dumps(EXAMPLE, ensure_ascii=False).encode())
-    journal = shop.driver.journal
-    packet_id, _ = journal.create_packet(order_id="crash-2", fingerprint=packet.fingerprint, source="browser",
-                                         origin=None, packet_json="{}",
-                                         commands=[(c.name, c.type.wire, None) for c in packet.commands])
-    journal.start_command(packet_id, 0)  # the terminal never got it (its last operation is something else)
+async def test_a_payment_the_terminal_never_made_runs_when_resent(shop):
+    """The journal says the payment started; the terminal's last operation is another one (5.00): so the payment
+    never reached the terminal, and the resent packet pays and prints."""
+    await crashed_during_payment(shop, "crash-2")
     await terminal(shop).pay(500)
     _, answer, _ = await shop.post(EXAMPLE, headers(shop, "crash-2"))
-    assert answer[0]["errorCode"] == "outcome_unknown" and "не повторяется" in answer[0]["error"]
-    assert answer[1]["skipped"] and shop.receipts() == []
-    assert (await terminal(shop).report()).extra["emu_purchase_count"] == "1"  # only the unrelated 5.00
+    assert "success" in answer[0] and answer[0]["amount"] == 12.0 and "success" in answer[1]
+    assert (await terminal(shop).report()).extra["emu_purchase_count"] == "2" and len(shop.receipts()) == 1
+
+
+async def crashed_during_payment(shop, order: str) -> int:
+    """The journal as a crash during the example's card payment leaves it: the payment `started`, no answer."""
+    from kktbridge.bitapi import decode_request
+    from kktbridge.driver.reconcile import expectation
+
+    packet = decode_request(headers(shop, order), json.dumps(EXAMPLE, ensure_ascii=False).encode())
+    tokens = {"kkt": shop.tokens[0], "bnk": shop.tokens[1]}
+    packet_id, _ = await shop.driver.journal.create_packet(
+        order_id=order, fingerprint=packet.fingerprint, source="browser", origin=None, packet_json="{}",
+        commands=[(c.name, c.type.wire, tokens[c.device], expectation(c)) for c in packet.commands])
+    await shop.driver.journal.start_command(packet_id, 0)
+    return packet_id

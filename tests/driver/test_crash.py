@@ -109,6 +109,23 @@ async def kill_when(rig, condition, timeout: float = 20) -> None:
     raise AssertionError("the driver never reached the moment to be killed")
 
 
+async def kill_when_printing(rig, command: str, request: asyncio.Task, timeout: float = 20) -> None:
+    """SIGKILL the driver while the register's control port says it prints `command` (the journal's "started"
+    row is written before the command is sent, so it alone is too early a moment)."""
+    host, port = rig["control"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert not request.done(), f"the driver answered before the register printed: {request.result()}"
+        try:
+            if (await send_control(host, int(port), {"status": True})).get("printing") == command:
+                rig["driver"].kill()
+                return
+        except (OSError, asyncio.TimeoutError):
+            pass
+        await asyncio.sleep(0.01)
+    raise AssertionError("the register never printed the receipt")
+
+
 async def wait_for_receipts(rig, count: int) -> list[dict]:
     for _ in range(500):
         receipts = [r for r in read_journal(rig["tmp"] / "atol.jsonl") if r["doc"] == "receipt"]
@@ -122,8 +139,8 @@ async def test_killed_while_the_register_prints_the_receipt(rig):
     host, port = rig["control"]
     await send_control(host, int(port), {"faults": {"print_latency": 1.5}})
     request = asyncio.create_task(post(rig["port"], rig["token"], RECEIPT, "crash-1"))
-    # the checkpoint is journaled (last FD noted) and the register was told to close the receipt: kill now
-    await kill_when(rig, lambda rows: any(status == "started" and fd is not None for _, status, fd in rows))
+    # the register prints the receipt's close (0x4A): the driver journaled its checkpoint before asking; kill now
+    await kill_when_printing(rig, "4a", request)
     with pytest.raises(aiohttp.ClientError):
         await request
     (printed,) = await wait_for_receipts(rig, 1)  # the register finishes on its own
@@ -142,7 +159,7 @@ async def test_killed_after_the_shift_opened_before_the_receipt(rig):
     await send_control(host, int(port), {"faults": {"print_latency": 1.0}})
     packet = [{"name": "смена", "type": "kktOpenShift", "data": {"cashierName_1021": "Пупкин"}}] + RECEIPT
     request = asyncio.create_task(post(rig["port"], rig["token"], packet, "crash-2"))
-    await kill_when(rig, lambda rows: rows and rows[0][1] == "started" and rows[0][2] is not None)
+    await kill_when_printing(rig, "9a", request)  # the register prints the shift's opening (0x9A)
     with pytest.raises(aiohttp.ClientError):
         await request
     for _ in range(300):  # the shift opens on the register anyway

@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 from kktbridge.examples import example_packet
 from kktbridge.fiscal import ReceiptQr
 
-from .conftest import ORIGIN
+from .conftest import ORIGIN, close_stand, make_stand
 
 RECEIPT = json.loads(example_packet())[1:]  # the 1.2 example without the card payment (no terminal here)
 CASHIER = {"cashierName_1021": "Пупкин Иван Трофимович", "cashierInn_1203": ""}
@@ -208,3 +208,39 @@ async def test_status_json_and_page(stand):
     async with stand.session.get(stand.url + "/") as response:
         page = await response.text()
     assert "s-1" in page and "<svg" in page and stand.token in page and "Касса 1" in page
+
+
+async def test_two_different_register_tokens_in_one_request_are_refused(two_registers):
+    stand = two_registers
+    first, second = stand.tokens
+    status, answer, _ = await stand.post(RECEIPT, {"BIT_KKT_TOKEN": first, second: "1"})
+    assert answer["result"] is False and answer["fields"][0]["code"] == "conflicting_tokens"
+    assert "BIT_KKT_TOKEN" in answer["fields"][0]["en"] and "API 1.2" in answer["fields"][0]["ru"]
+    assert stand.receipts(0) == stand.receipts(1) == []
+    _, same, _ = await stand.post(RECEIPT, {"BIT_KKT_TOKEN": first, first: "1"})  # the same one twice is one device
+    assert "success" in same[0] and len(stand.receipts(0)) == 1
+
+
+async def test_a_default_register_takes_pages_without_a_token(tmp_path):
+    stand = await make_stand(tmp_path, registers=1, mercury=True, mercury_options={"default": True})
+    try:
+        _, answer, _ = await stand.post(RECEIPT)  # an allowed page, no token: the default register
+        assert answer[0]["fnNumber_1041"] == "9999078900054321" and stand.receipts(0) == []
+        _, answer, _ = await stand.post(RECEIPT, {"BIT_KKT_TOKEN": stand.tokens[0]})  # a token still picks
+        assert "success" in answer[0] and len(stand.receipts(0)) == 1
+        _, answer, _ = await stand.post(RECEIPT, origin=None)  # without an Origin the token stays required
+        assert answer["fields"][0]["code"] == "token_required"
+    finally:
+        await close_stand(stand)
+
+
+async def test_the_status_page_names_the_device_of_each_packet(two_registers):
+    stand = two_registers
+    await stand.post(RECEIPT, {"BIT_KKT_TOKEN": stand.tokens[0], "BIT_ORDER_ID": "on-1"})
+    await stand.post(RECEIPT, {"BIT_KKT_TOKEN": stand.tokens[1], "BIT_ORDER_ID": "on-2"})
+    async with stand.session.get(stand.url + "/") as response:
+        page = await response.text()
+    rows = page.split('<tbody id="packets">')[1].split("</tbody>")[0].split("<tr>")[1:]
+    assert "on-2" in rows[0] and "Касса 2" in rows[0] and "Касса 1" not in rows[0]
+    assert "on-1" in rows[1] and "Касса 1" in rows[1] and "Касса 2" not in rows[1]
+    assert "bnkCardPayment" not in page.split('id="packet">')[1].split("</textarea>")[0]  # no terminal: no card

@@ -9,9 +9,10 @@ import logging
 import sys
 from pathlib import Path
 
+from ..arguments import baudrate
 from ..fiscal import BridgeError
 from ..process import until_stopped
-from .config import DriverConfig, add_device, load_config
+from .config import CLOUD_VIA, DriverConfig, add_device, load_config, set_cloud
 
 __all__ = ["add_arguments", "serve_forever"]
 
@@ -30,20 +31,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--token", help="a 32-hex token to use instead of a new one")
     add.add_argument("--tcp", metavar="HOST:PORT", help="ATOL over the network (port 5555)")
     add.add_argument("--serial", metavar="PORT", help="ATOL on a serial port (COM3, /dev/ttyACM0)")
-    add.add_argument("--baudrate", help="serial speed, or auto (default 115200)")
+    add.add_argument("--baudrate", type=baudrate, help="serial speed, or auto (default 115200)")
     add.add_argument("--protocol", choices=("v3", "v2"), help="ATOL transport protocol (default v3)")
     add.add_argument("--url", help="Mercury: the Incotex service (default http://127.0.0.1:50010/api.json)")
     add.add_argument("--port-name", help="Mercury: the register's port as the service names it (COM2, /dev/ttyS0)")
     add.add_argument("--model", choices=("185F", "119F"), help="Mercury: 185F (115Ф/130Ф/180Ф/185Ф) or 119F")
     add.add_argument("--library", help="Arcus: the path of arccom.dll / libarccom.so")
     add.set_defaults(run=_add_device)
+    link = actions.add_parser("link", help="связать драйвер с облаком kktbridge / link the driver to a kktbridge cloud")
+    link.add_argument("url", metavar="URL", nargs="+",
+                      help="the cloud's address, e.g. https://cloud.example.ru (several: tried in turn)")
+    link.add_argument("key", metavar="KEY", help="the driver key the cloud issued (kktbridge cloud driver add)")
+    link.add_argument("--via", choices=CLOUD_VIA, default="auto",
+                      help="auto (WebSocket, long-poll when it is blocked), ws or poll (default auto)")
+    link.set_defaults(run=_link)
+
+
+def _link(args: argparse.Namespace) -> int:
+    try:
+        cloud = set_cloud(args.config, args.url, args.key, via=args.via)
+    except BridgeError as exc:
+        print(exc.text(), file=sys.stderr)
+        return 2
+    print(json.dumps({"config": str(Path(args.config).resolve()), "cloud": list(cloud.urls), "via": cloud.via},
+                     ensure_ascii=False))
+    return 0
 
 
 def _add_device(args: argparse.Namespace) -> int:
     options = {"tcp": args.tcp, "serial": args.serial, "protocol": args.protocol, "url": args.url,
                "port_name": args.port_name, "model": args.model, "library": args.library}
-    if args.baudrate:
-        options["baudrate"] = args.baudrate if args.baudrate == "auto" else int(args.baudrate)
+    if args.baudrate is not None:
+        options["baudrate"] = args.baudrate
     try:
         device = add_device(args.config, args.kind, name=args.name, token=args.token, **options)
     except BridgeError as exc:
@@ -73,6 +92,7 @@ async def serve_forever(config: DriverConfig, on_ready=None) -> int:
     try:
         url = await driver.start()
     except OSError as exc:
+        await driver.stop()  # the devices it began to connect are let go, before their emulators or links go away
         print(f"kktbridge driver: не удалось слушать {config.host}:{config.port}: {exc.strerror} / cannot listen on "
               f"{config.host}:{config.port}: {exc.strerror} (another driver running?)", file=sys.stderr)
         return 1

@@ -1,11 +1,19 @@
 """The one place that runs commands, whether a packet came from a browser, the cloud or the cabinet.
 
-It alone decides ordering (the commands of a packet in order, stopping at the first failure), exclusivity
-(a packet holds the locks of all its devices, so two browser tabs never interleave on one register, while
-other devices keep working), de-duplication (an identical packet under the same BIT_ORDER_ID returns the stored
-answer without touching a device) and resumption (a packet interrupted by a crash or a failure continues from
-the first command that did not finish, after asking the device what became of a command in flight).
-Journal rows are written before each action; see journal.py.
+It alone decides
+- ordering: the commands of a packet in order, stopping at the first failure;
+- exclusivity: a packet holds the locks of all its devices (taken in one order, so never a deadlock), so two
+  browser tabs never interleave on one register while other devices keep working. Waiting for the locks can be
+  cancelled; once a packet holds them it runs to its end even if its caller gives up, so a timeout around a
+  packet never cancels a command on a device;
+- reconciliation first: before a packet runs on a device, every command left in flight there is resolved by the
+  device itself (reconcile.py); a command whose outcome is unknown is resolved at once, the same way;
+- de-duplication: an identical packet (captions aside) under the same BIT_ORDER_ID is answered from the journal
+  without touching a device: within `replay_window` for packets that move money or make receipts, within
+  `service_retry` for shift and report commands (the vendor's demo sends the same order id every day); a cloud
+  receipt's order id (`CLOUD_ORDER_PREFIX` + its id) is never reused, so it is the same request at any age;
+- resumption: a packet interrupted by a crash or a failure continues from the first command that did not finish.
+Journal rows are written before each action (journal.py); the card policy is cards.py.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,19 +38,24 @@ from ..bitapi import (
     dumps,
     encode_results,
 )
-from ..devices.base import CardOperation, CardResult, FiscalRegister, PaymentTerminal
-from ..devices.errors import device_error
-from ..fiscal import BridgeError, CashOperationKind, DocumentKind, FiscalResult, format_rubles
-from .journal import CommandRow, Journal
+from ..devices.base import CardResult, FiscalRegister
+from ..devices.errors import OutcomeUnknown, device_error
+from ..fiscal import BridgeError, CashOperationKind, ShiftCounters, format_rubles
+from .cards import MONEY, Paid, check_before_charging, operation_claim, run_bank_command, when_paid_receipt_failed
+from .journal import CommandRow, Journal, PacketRow
+from .reconcile import CARD_OPERATIONS, DOCUMENTS, Reconciler, document_claim, expectation
 from .registry import DeviceEntry
 
 __all__ = ["Executor", "Outcome"]
 
 log = logging.getLogger("kktbridge.driver")
 
-_FISCAL = {CommandType.RECEIPT: DocumentKind.RECEIPT, CommandType.OPEN_SHIFT: DocumentKind.OPEN_SHIFT,
-           CommandType.CLOSE_SHIFT: DocumentKind.CLOSE_SHIFT}
-_NOT_REPEATABLE = {CommandType.CASH_IN, CommandType.CASH_OUT}
+# The order id a cloud receipt runs under: this prefix and the cloud's receipt id, which is never reused.
+CLOUD_ORDER_PREFIX = "cloud:"
+
+_SERVICE = {CommandType.OPEN_SHIFT, CommandType.CLOSE_SHIFT, CommandType.X_REPORT, CommandType.OPEN_DRAWER,
+            CommandType.CHECK_MARKING, CommandType.CARD_SETTLEMENT, CommandType.CARD_SHORT_REPORT,
+            CommandType.CARD_FULL_REPORT, CommandType.CARD_LAST_OPERATION}  # repeated daily under one order id
 
 
 @dataclass
@@ -62,8 +75,12 @@ def _skipped(command: Command) -> CommandResult:
 
 
 class Executor:
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, *, replay_window: timedelta = timedelta(hours=72),
+                 service_retry: timedelta = timedelta(minutes=10)) -> None:
         self.journal = journal
+        self.reconciler = Reconciler(journal)
+        self.replay_window = replay_window
+        self.service_retry = service_retry
         self._inflight: dict[tuple[str, str], asyncio.Future[Outcome]] = {}
 
     async def run(self, packet: Packet, devices: dict[str, DeviceEntry], *, source: str = "browser",
@@ -72,7 +89,7 @@ class Executor:
         key = (packet.order_id, packet.fingerprint) if packet.order_id else None
         if key is not None and key in self._inflight:  # a double click: wait for the first run, answer the same
             outcome = await asyncio.shield(self._inflight[key])
-            return Outcome(outcome.response, outcome.ok, True, outcome.packet_id)
+            return Outcome(_captioned(outcome.response, packet), outcome.ok, True, outcome.packet_id)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         if key is not None:
             self._inflight[key] = future
@@ -88,112 +105,209 @@ class Executor:
             if key is not None:
                 self._inflight.pop(key, None)
 
+    async def settle(self, entry: DeviceEntry) -> None:
+        """Resolve what a stop left in flight on this device, under its lock (the driver does it at start-up)."""
+        async with entry.lock:
+            try:
+                await self.reconciler.settle(entry)
+            except BridgeError as exc:
+                log.warning("%s: commands in flight at the stop stay unresolved for now: %s", entry.config.name,
+                            exc.text())
+
+    # --- a packet --------------------------------------------------------------------------------------
+
+    def _prior(self, packet: Packet) -> PacketRow | None:
+        """The journal's packet this one repeats, if it is recent enough to be a retry."""
+        if not packet.order_id:
+            return None
+        prior = self.journal.find(packet.order_id, packet.fingerprint)
+        if prior is None or packet.order_id.startswith(CLOUD_ORDER_PREFIX):
+            return prior
+        service = all(command.type in _SERVICE for command in packet.commands)
+        window = self.service_retry if service else self.replay_window
+        if datetime.now() - datetime.fromisoformat(prior.received_at) > window:
+            log.info("order id %s was last used at %s, beyond the %s retry window: a new request", packet.order_id,
+                     prior.received_at, window)
+            return None
+        return prior
+
     async def _run(self, packet: Packet, devices: dict[str, DeviceEntry], source: str,
                    origin: str | None) -> Outcome:
-        prior = self.journal.find(packet.order_id, packet.fingerprint) if packet.order_id else None
+        prior = self._prior(packet)
         if prior is not None and prior.status == "done":
-            self.journal.count_replay(prior.id)
-            log.info("packet %d (order %s) answered again from the journal", prior.id, packet.order_id)
-            return Outcome(prior.response, True, True, prior.id)
-        if prior is not None:
-            packet_id = prior.id
-            rows = self.journal.commands(packet_id)
-            self.journal.reopen(packet_id)
-            log.info("packet %d (order %s) resumed after: %s", packet_id, packet.order_id, prior.status)
-        else:
-            packet_id, reused = self.journal.create_packet(
-                order_id=packet.order_id, fingerprint=packet.fingerprint, source=source, origin=origin,
-                packet_json=dumps({"tokens": list(packet.headers.tokens), "commands": [
-                    {"name": c.name, "type": c.type.wire} for c in packet.commands]}),
-                commands=[(c.name, c.type.wire, devices[c.device].token if c.device in devices else None)
-                          for c in packet.commands])
-            rows = [CommandRow(packet_id, index, c.name, c.type.wire, None, "pending", None, None)
-                    for index, c in enumerate(packet.commands)]
-            if reused:
-                log.warning("order id %s was used before for a different packet: running it as a new request",
-                            packet.order_id)
+            return await self._replay(prior, packet)
+        # journaled at once, in the journal's thread, while the packet waits for its devices and settles them
+        creating = None if prior is not None else asyncio.ensure_future(self._create(packet, devices, source,
+                                                                                    origin))
         entries = sorted({id(e): e for e in devices.values()}.values(), key=lambda e: e.token)
+        try:
+            await _acquire(entries)  # may be cancelled: then nothing was taken and nothing runs
+        except asyncio.CancelledError:
+            log.info("order %s: the client gave up while the packet waited for its devices; a resend runs it",
+                     packet.order_id)
+            raise
+        work = asyncio.ensure_future(self._locked(packet, devices, entries, creating, prior))
+        return await asyncio.shield(work)  # the caller may give up; the packet still ends properly
+
+    async def _replay(self, prior: PacketRow, packet: Packet) -> Outcome:
+        await self.journal.count_replay(prior.id)
+        log.info("packet %d (order %s) answered again from the journal", prior.id, packet.order_id)
+        return Outcome(_captioned(prior.response, packet), prior.status == "done", True, prior.id)
+
+    async def _locked(self, packet: Packet, devices: dict[str, DeviceEntry], entries: list[DeviceEntry],
+                      creating: asyncio.Future[int] | None, prior: PacketRow | None) -> Outcome:
         started = time.perf_counter()
-        async with _Locks(entries):
-            outcome = await self._commands(packet, devices, packet_id, rows)
+        try:
+            refusal = None
+            try:
+                for entry in entries:
+                    await self.reconciler.settle(entry)
+            except BridgeError as exc:
+                refusal = exc
+            if prior is not None:
+                packet_id = prior.id
+                await self.journal.reopen(packet_id)
+                log.info("packet %d (order %s) resumed after: %s", packet_id, packet.order_id, prior.status)
+                rows = self.journal.commands(packet_id)
+            else:
+                assert creating is not None
+                packet_id = await creating
+                rows = [CommandRow(packet_id, c.index, c.name, c.type.wire, None, "pending", None, None)
+                        for c in packet.commands]
+            if refusal is None and not any(r.status == "done" and r.type in _MONEY_WIRE for r in rows):
+                try:
+                    await check_before_charging(packet, devices)
+                except BridgeError as exc:
+                    refusal = exc
+            outcome = await self._commands(packet, devices, packet_id, rows, refusal)
+        finally:
+            for entry in reversed(entries):
+                entry.lock.release()
         outcome.device_seconds = min(outcome.device_seconds, time.perf_counter() - started)
         return outcome
 
+    async def _create(self, packet: Packet, devices: dict[str, DeviceEntry], source: str, origin: str | None) -> int:
+        packet_id, reused = await self.journal.create_packet(
+            order_id=packet.order_id, fingerprint=packet.fingerprint, source=source, origin=origin,
+            packet_json=dumps({"tokens": list(packet.headers.tokens), "commands": [
+                {"name": c.name, "type": c.type.wire} for c in packet.commands]}),
+            commands=[(c.name, c.type.wire, devices[c.device].token if c.device in devices else None, expectation(c))
+                      for c in packet.commands])
+        if reused:
+            log.warning("order id %s was used before for a different packet: running it as a new request",
+                        packet.order_id)
+        return packet_id
+
     async def _commands(self, packet: Packet, devices: dict[str, DeviceEntry], packet_id: int,
-                        rows: list[CommandRow]) -> Outcome:
-        results: list[CommandResult | dict[str, Any]] = []  # skipped ones as results, the rest encoded
+                        rows: list[CommandRow], refusal: BridgeError | None) -> Outcome:
+        results: list[dict[str, Any]] = []
         device_seconds = 0.0
-        paid: list[CardResult] = []
+        paid: list[Paid] = []
         failed = False
-        ending: tuple[int, str, dict[str, Any]] | None = None
+        ends: list[tuple] = []
         for command, row in zip(packet.commands, rows):
             if failed:
-                results.append(_skipped(command))
+                results.append(encode_results([_skipped(command)])[0])
                 continue
-            if row.status == "done" and row.result is not None:
-                results.append(row.result)
+            if row.status in ("done", "abandoned") and row.result is not None:  # carried out, or never again
+                results.append({**row.result, "name": command.name})
+                failed = row.status == "abandoned"
+                if command.type is CommandType.CARD_PAYMENT and not failed:
+                    paid.append(Paid(row.idx, row.result.get("rrn"), command.amount or 0))  # type: ignore[attr-defined]
                 continue
             entry = devices[command.device]
-            began = time.perf_counter()
-            waits = _JournalWaits()
-            try:
-                reconciled = None
-                if row.status == "started":
-                    reconciled = await self._reconcile(command, row, entry, packet_id)
-                if reconciled is not None:
-                    result, card = reconciled
-                else:
-                    result, card = await self._execute(command, entry, packet_id, devices, waits)
-            finally:
-                device_seconds += time.perf_counter() - began - waits.seconds
+            status, claim = "failed", None
+            if refusal is not None:  # nothing runs: the first command that did not finish says why
+                result, refusal = CommandResult(command.name, command.type.wire, False, error=refusal), None
+                status = "started" if row.status == "started" else "failed"  # a row in doubt stays in doubt
+            else:
+                began = time.perf_counter()
+                waits = _JournalWaits()
+                try:
+                    result, card, unknown = await self._execute(command, entry, packet_id, devices, waits)
+                    if unknown:
+                        result, status, claim = await self._resolve_now(command, entry, packet_id, result)
+                    else:
+                        status = "done" if result.ok else "failed"
+                        if result.fiscal is not None:
+                            claim = document_claim(entry.token, result.fiscal)
+                        elif card is not None and command.type in CARD_OPERATIONS:  # declined ones too
+                            claim = operation_claim(entry.token, card)
+                finally:
+                    device_seconds += time.perf_counter() - began - waits.seconds
+                if result.ok and command.type is CommandType.CARD_PAYMENT and card is not None:
+                    paid.append(Paid(row.idx, card.rrn, card.amount or command.amount or 0))  # type: ignore
             if not result.ok and paid and command.type is CommandType.RECEIPT:
-                result = await self._after_paid_receipt_failed(result, paid, devices)
-            encoded = encode_results([result])[0]
-            failed = not result.ok
-            ending = (row.idx, _row_status(result), encoded)
-            if failed or row.idx < len(rows) - 1:  # the last one is written with the packet's end: one commit
-                self.journal.end_command(packet_id, *ending)
-                ending = None
+                result = await when_paid_receipt_failed(result, paid[-1], devices, self.journal, packet_id,
+                                                        in_doubt=status == "started")
+            encoded = encode_results([replace(result, warnings=command.warnings)])[0]
             results.append(encoded)
-            if result.ok and command.type is CommandType.CARD_PAYMENT and card is not None:
-                paid.append(card)
-        response = [r if isinstance(r, dict) else encode_results([r])[0] for r in results]
-        self.journal.finish(packet_id, "failed" if failed else "done", response, ending)
-        return Outcome(response, not failed, False, packet_id, device_seconds)
+            failed = not result.ok
+            if status == "started":
+                continue  # in doubt: the row stays started, to be resolved before anything else runs there
+            ends.append((row.idx, status, encoded, claim))
+            if not failed and row.idx < len(rows) - 1:  # the last end is written with the packet's: one commit
+                await self.journal.end_command(packet_id, *ends.pop())
+        await self.journal.finish(packet_id, "failed" if failed else "done", results, ends)
+        return Outcome(results, not failed, False, packet_id, device_seconds)
+
+    async def _resolve_now(self, command: Command, entry: DeviceEntry, packet_id: int,
+                           cause: CommandResult) -> tuple[CommandResult, str, str | None]:
+        """A command whose outcome the device left unknown, resolved at once (the lock is still ours)."""
+        row = self.journal.commands(packet_id)[command.index]
+        verdict = await self.reconciler.resolve(row, entry)
+        if verdict.state == "done":
+            assert verdict.result is not None
+            return verdict.result, "done" if verdict.result.ok else "failed", verdict.claim
+        if verdict.state == "not_made":
+            await self.journal.reset_command(packet_id, command.index)
+            return cause, "failed", None  # what the device said stands: it was not done, a retry may run it
+        assert verdict.result is not None
+        return verdict.result, "started" if verdict.state == "in_doubt" else "abandoned", None
 
     # --- one command -----------------------------------------------------------------------------------
 
-    async def _execute(self, command: Command, entry: DeviceEntry, packet_id: int,
-                       devices: dict[str, DeviceEntry],
-                       waits: "_JournalWaits") -> tuple[CommandResult, CardResult | None]:
+    async def _execute(self, command: Command, entry: DeviceEntry, packet_id: int, devices: dict[str, DeviceEntry],
+                       waits: "_JournalWaits") -> tuple[CommandResult, CardResult | None, bool]:
+        """Run one command; its result, the terminal's answer (bank commands) and whether the outcome is unknown."""
         index = command.index
 
-        def checkpoint(last_fd: int) -> _Waited:
-            # the write starts now, in a thread; the adapter may let the register work meanwhile and waits for it
-            # before the fiscalizing command: only that wait is the driver's time inside the device call
-            write = asyncio.ensure_future(asyncio.to_thread(self.journal.start_command, packet_id, index,
-                                                            fd_before=last_fd))
-            return _Waited(write, waits)
+        def checkpoint(column: str):
+            def write(mark: int, counters: ShiftCounters | None = None) -> _Waited:
+                # the write starts now, in the journal's thread; the adapter may let the device work meanwhile and
+                # waits for it before the command it protects: only that wait is the driver's time in the call
+                shift = counters.to_json() if counters is not None else None
+                return _Waited(asyncio.ensure_future(self.journal.start_command(
+                    packet_id, index, **{column: mark}, counters_before=shift)), waits)
+            return write
 
-        if command.type not in _FISCAL:
-            self.journal.start_command(packet_id, index)
+        if command.type not in DOCUMENTS and not isinstance(command, CashCommand):
+            await self.journal.start_command(packet_id, index)
         try:
             await entry.ensure_connected()
             if entry.role == "kkt":
-                return await self._register(command, entry.adapter, checkpoint), None  # type: ignore[arg-type]
-            return await self._terminal(command, entry.adapter, devices)  # type: ignore[arg-type]
+                return await self._register(command, entry.adapter, checkpoint), None, False  # type: ignore[arg-type]
+            assert isinstance(command, CardOperationCommand)
+            result, card = await run_bank_command(command, entry.adapter, devices)  # type: ignore[arg-type]
+            return result, card, False
+        except OSError as exc:  # a socket call the transport did not expect to fail: ask the device, as for a lost
+            error = device_error("outcome_unknown", device_text=f"{type(exc).__name__}: {exc}")  # answer
+            log.warning("%s on %s: %s", command.type.wire, entry.config.name, error.text())
+            entry.lost(error)
+            return CommandResult(command.name, command.type.wire, False, error=error), None, True
         except BridgeError as exc:
             entry.lost(exc)
             log.warning("%s on %s: %s", command.type.wire, entry.config.name, exc.text())
-            return CommandResult(command.name, command.type.wire, False, error=exc), None
+            return CommandResult(command.name, command.type.wire, False, error=exc), None, isinstance(
+                exc, OutcomeUnknown)
 
     async def _register(self, command: Command, register: FiscalRegister, checkpoint) -> CommandResult:
         name, wire = command.name, command.type.wire
         if isinstance(command, ReceiptCommand):
-            return CommandResult(name, wire, True, fiscal=await register.fiscalize(command.receipt,
-                                                                                  checkpoint=checkpoint))
+            return CommandResult(name, wire, True, fiscal=await register.fiscalize(
+                command.receipt, checkpoint=checkpoint("fd_before")))
         if isinstance(command, CashCommand):
-            await register.cash_operation(command.operation)
+            await register.cash_operation(command.operation, checkpoint=checkpoint("cash_before"))
             verb = "внесено" if command.operation.kind is CashOperationKind.CASH_IN else "выплачено"
             return CommandResult(name, wire, True, message=f"OK: {verb} {format_rubles(command.operation.amount)} ₽")
         if isinstance(command, CheckMarkingCommand):
@@ -201,11 +315,11 @@ class Executor:
         assert isinstance(command, ServiceCommand)
         kind = command.type
         if kind is CommandType.OPEN_SHIFT:
-            return CommandResult(name, wire, True, fiscal=await register.open_shift(command.cashier,
-                                                                                   checkpoint=checkpoint))
+            return CommandResult(name, wire, True, fiscal=await register.open_shift(
+                command.cashier, checkpoint=checkpoint("fd_before")))
         if kind is CommandType.CLOSE_SHIFT:
-            return CommandResult(name, wire, True, fiscal=await register.close_shift(command.cashier,
-                                                                                    checkpoint=checkpoint))
+            return CommandResult(name, wire, True, fiscal=await register.close_shift(
+                command.cashier, checkpoint=checkpoint("fd_before")))
         if kind is CommandType.X_REPORT:
             await register.x_report(command.cashier)
             return CommandResult(name, wire, True, message="OK: X-отчёт напечатан")
@@ -214,153 +328,16 @@ class Executor:
             return CommandResult(name, wire, True, message="OK: денежный ящик открыт")
         raise device_error("not_supported", device_text=wire)
 
-    async def _terminal(self, command: Command, terminal: PaymentTerminal,
-                        devices: dict[str, DeviceEntry]) -> tuple[CommandResult, CardResult]:
-        assert isinstance(command, CardOperationCommand)
-        kind = command.type
-        if kind is CommandType.CARD_PAYMENT:
-            card = await terminal.pay(command.amount or 0)
-        elif kind is CommandType.CARD_RETURN:
-            card = await terminal.refund(command.amount or 0, command.rrn or "")
-        elif kind is CommandType.CARD_CANCEL:
-            card = await terminal.cancel(command.amount, command.rrn)
-        elif kind is CommandType.CARD_SETTLEMENT:
-            card = await terminal.settlement()
-        elif kind in (CommandType.CARD_SHORT_REPORT, CommandType.CARD_FULL_REPORT):
-            card = await terminal.report(full=kind is CommandType.CARD_FULL_REPORT)
-        else:
-            card = await terminal.last_operation()
-        extra = card_fields(card)
-        print_slip = devices["bnk"].config.options.get("print_slip", True) if "bnk" in devices else False
-        if card.slip and print_slip and "kkt" in devices:
-            extra.update(await self._print_slip(card, devices["kkt"]))
-        if not card.approved:
-            error = device_error("declined" if card.response_code not in ("999",) else "link",
-                                 device_code=card.response_code, device_text=card.text)
-            return CommandResult(command.name, command.type.wire, False, error=error, extra=extra), card
-        return CommandResult(command.name, command.type.wire, True, message=f"OK: {card.text}", extra=extra), card
 
-    async def _print_slip(self, card: CardResult, entry: DeviceEntry) -> dict[str, Any]:
-        try:
-            await entry.ensure_connected()
-            await entry.adapter.print_text(card.slip.splitlines())  # type: ignore[union-attr]
-            return {"slipPrinted": True}
-        except BridgeError as exc:
-            log.warning("slip not printed on %s: %s", entry.config.name, exc.text())
-            return {"slipPrinted": False, "slipError": exc.text()}
-
-    async def _after_paid_receipt_failed(self, result: CommandResult, paid: list[CardResult],
-                                         devices: dict[str, DeviceEntry]) -> CommandResult:
-        """The card was charged, the receipt failed: say so plainly, with what a refund needs."""
-        card = paid[-1]
-        extra = dict(result.extra)
-        extra["paidRrn"] = card.rrn
-        extra["paidAmount"] = format_rubles(card.amount or 0)
-        note_ru = f"оплата картой прошла (RRN {card.rrn}, {format_rubles(card.amount or 0)} ₽), а чек не пробит"
-        note_en = f"the card was charged (RRN {card.rrn}, {format_rubles(card.amount or 0)} RUB) but the receipt failed"
-        if "bnk" in devices and devices["bnk"].config.options.get("reverse_on_failure", False):
-            try:
-                reversal = await devices["bnk"].adapter.cancel(card.amount, card.rrn)  # type: ignore[union-attr]
-                extra["reversal"] = card_fields(reversal)
-                note_ru += "; оплата отменена" if reversal.approved else "; отменить оплату не удалось"
-                note_en += "; the payment was reversed" if reversal.approved else "; the reversal failed"
-            except BridgeError as exc:
-                extra["reversal"] = {"error": exc.text()}
-                note_ru += "; отменить оплату не удалось"
-                note_en += "; the reversal failed"
-        else:
-            note_ru += ": верните деньги по RRN или пробейте чек повторно"
-            note_en += ": refund by the RRN or retry the receipt"
-        error = result.error
-        text = f"{note_ru} / {note_en}" + (f" — {error.text()}" if error else "")
-        return CommandResult(result.name, result.type, False, message=text, error=error, extra=extra)
-
-    # --- after a crash ---------------------------------------------------------------------------------
-
-    async def _reconcile(self, command: Command, row: CommandRow, entry: DeviceEntry,
-                         packet_id: int) -> tuple[CommandResult, CardResult | None] | None:
-        """What became of a command in flight when the driver stopped: its result if it was carried out,
-        None if it was not (run it), or an error when it cannot be known and must not be repeated."""
-        await entry.ensure_connected()
-        kind = _FISCAL.get(command.type)
-        if kind is not None:
-            if row.fd_before is None:
-                self.journal.reset_command(packet_id, row.idx)
-                return None  # it never reached the fiscalizing step
-            last = await entry.adapter.last_document()  # type: ignore[union-attr]
-            if last is None or last.fd_number <= row.fd_before:
-                self.journal.reset_command(packet_id, row.idx)
-                return None
-            if _matches(command, kind, last, row.fd_before):
-                log.warning("packet %d: %s was made before the stop (FD %d); not printing it again",
-                            packet_id, command.type.wire, last.fd_number)
-                return CommandResult(command.name, command.type.wire, True, fiscal=last), None
-            error = device_error("fn_error", device_text=(
-                f"после остановки на кассе документ ФД {last.fd_number}, не совпадающий с этой командой; "
-                f"проверьте кассу / after the stop the register shows FD {last.fd_number}, which is not this "
-                "command; check the register"))
-            return CommandResult(command.name, command.type.wire, False, error=error), None
-        if command.type in _NOT_REPEATABLE:
-            error = device_error("outcome_unknown", retryable=False, device_text=(
-                "драйвер остановился во время операции; проверьте наличные в кассе, операция не повторяется / "
-                "the driver stopped during the operation; check the cash, it is not repeated"))
-            return CommandResult(command.name, command.type.wire, False, error=error), None
-        if command.type is CommandType.CARD_PAYMENT:
-            return await self._reconcile_payment(command, entry, row)
-        self.journal.reset_command(packet_id, row.idx)
-        return None
-
-    async def _reconcile_payment(self, command: Command, entry: DeviceEntry,
-                                 row: CommandRow) -> tuple[CommandResult, CardResult | None]:
-        """A payment in flight at the stop. Done if the terminal's last operation is that payment: approved, the
-        same amount, made after the command started. Otherwise it is reported, never charged again blindly."""
-        assert isinstance(command, CardOperationCommand)
-        last = await entry.adapter.last_operation()  # type: ignore[union-attr]
-        started = datetime.fromisoformat(row.started_at) if row.started_at else None
-        recent = last.datetime is None or started is None or last.datetime >= started - timedelta(minutes=2)
-        if last.approved and last.operation is CardOperation.PAYMENT and last.amount == command.amount and recent:
-            log.warning("payment in flight at the stop was approved (RRN %s): not charging again", last.rrn)
-            return CommandResult(command.name, command.type.wire, True, message=f"OK: {last.text}",
-                                 extra=card_fields(last)), last
-        error = device_error("outcome_unknown", retryable=False, device_text=(
-            "драйвер остановился во время оплаты, и терминал не подтвердил её; проверьте операции терминала, "
-            "оплата не повторяется автоматически / the driver stopped during the payment and the terminal does "
-            "not confirm it; check the terminal's operations, the payment is not repeated automatically"))
-        return CommandResult(command.name, command.type.wire, False, error=error, extra=card_fields(last)), None
+_MONEY_WIRE = {kind.wire for kind in MONEY}
 
 
-def _row_status(result: CommandResult) -> str:
-    """How a command's row ends. A command whose outcome is unknown stays `started`: the next attempt must ask the
-    device what became of it (and never simply run it again)."""
-    if result.ok:
-        return "done"
-    if result.error is not None and result.error.code == "outcome_unknown":
-        return "started"
-    return "failed"
-
-
-def _matches(command: Command, kind: DocumentKind, last: FiscalResult, fd_before: int) -> bool:
-    if last.fd_number != fd_before + 1 or last.kind is not kind:
-        return False
-    if isinstance(command, ReceiptCommand):
-        return last.total == command.receipt.total and last.receipt_type is command.receipt.type
-    return True
-
-
-def card_fields(card: CardResult) -> dict[str, Any]:
-    """A terminal's answer as keys beside `success`/`error` (docs/result-format.md)."""
-    out: dict[str, Any] = {"responseCode": card.response_code, "responseText": card.text}
-    for key, value in (("rrn", card.rrn), ("authCode", card.auth_code), ("cardMask", card.card_mask),
-                       ("cardType", card.card_type), ("terminalId", card.terminal_id)):
-        if value:
-            out[key] = value
-    if card.amount is not None:
-        from ..fiscal import kopecks_to_decimal
-
-        out["amount"] = kopecks_to_decimal(card.amount)
-    if card.slip:
-        out["slip"] = card.slip
-    return out
+def _captioned(response: Any, packet: Packet) -> Any:
+    """A stored answer under the captions the client sent this time (captions do not identify a packet)."""
+    if not isinstance(response, list) or len(response) != len(packet.commands):
+        return response
+    return [{**result, "name": command.name} if isinstance(result, dict) else result
+            for result, command in zip(response, packet.commands)]
 
 
 def _check_marking(command: CheckMarkingCommand) -> CommandResult:
@@ -400,17 +377,15 @@ class _Waited:
             self.waits.seconds += time.perf_counter() - began
 
 
-class _Locks:
-    """Hold the locks of several devices, always taken in the same order (no deadlock)."""
-
-    def __init__(self, entries: list[DeviceEntry]) -> None:
-        self.entries = entries
-
-    async def __aenter__(self) -> None:
-        for entry in self.entries:
+async def _acquire(entries: list[DeviceEntry]) -> None:
+    """Take the locks of several devices, always in the same order (no deadlock). If the wait is cancelled, the
+    locks taken so far are given back: nothing leaks."""
+    taken: list[DeviceEntry] = []
+    try:
+        for entry in entries:
             await entry.lock.acquire()
-
-    async def __aexit__(self, *exc: object) -> None:
-        for entry in reversed(self.entries):
+            taken.append(entry)
+    except BaseException:
+        for entry in reversed(taken):
             entry.lock.release()
-
+        raise

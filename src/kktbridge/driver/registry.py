@@ -1,8 +1,9 @@
 """The devices the driver serves: token → adapter, one lock per device, and which device a request means.
 
-A request names its devices by token (BIT_KKT_TOKEN, BIT_BNK_TRM_TOKEN, or 1.2-style tokens as header names).
-With one device of a kind and a request from an allowed browser page, a missing token selects that device, as
-the vendor's demos expect; requests without an Origin, or from outside the machine, must name it.
+A request names its devices by token (BIT_KKT_TOKEN, BIT_BNK_TRM_TOKEN, or 1.2-style tokens as header names);
+two different devices of one kind named in one request are refused, never one of them picked. With one device of
+a kind (or one marked `default`) and a request from an allowed browser page, a missing token selects that device,
+as the vendor's demos expect; requests without an Origin, or from outside the machine, must name it.
 """
 
 from __future__ import annotations
@@ -138,6 +139,14 @@ class Registry:
             header = "BIT_KKT_TOKEN" if role == "kkt" else "BIT_BNK_TRM_TOKEN"
             what_ru, what_en = ("ККТ", "register") if role == "kkt" else ("банковский терминал", "bank terminal")
             named = headers.kkt_token if role == "kkt" else headers.bnk_token
+            legacy = [e for t in headers.legacy_tokens if (e := self.by_token(t)) is not None and e.role == role]
+            if named and any(entry.token != named for entry in legacy):
+                errors.append(FieldError(f"headers.{header}", "conflicting_tokens",
+                                         f"в запросе два разных токена устройств типа «{what_ru}»: {header} и "
+                                         "токен в имени заголовка (стиль API 1.2); оставьте один",
+                                         f"the request names two different {what_en}s: {header} and a token as a "
+                                         "header name (API 1.2 style); send one"))
+                continue
             if named:
                 entry = self.by_token(named)
                 if entry is None:
@@ -151,7 +160,6 @@ class Registry:
                 else:
                     found[role] = entry
                 continue
-            legacy = [e for t in headers.legacy_tokens if (e := self.by_token(t)) is not None and e.role == role]
             if len(legacy) == 1:
                 found[role] = legacy[0]
                 continue
@@ -167,16 +175,19 @@ class Registry:
                                          "name the device"))
                 continue
             candidates = [e for e in self.entries if e.role == role]
-            if len(candidates) == 1:
-                found[role] = candidates[0]
+            marked = [e for e in candidates if e.config.default]
+            if len(candidates) == 1 or len(marked) == 1:
+                found[role] = marked[0] if marked else candidates[0]
             elif not candidates:
                 errors.append(FieldError(f"headers.{header}", "no_device",
                                          f"в настройках драйвера нет устройства типа «{what_ru}»",
                                          f"the driver has no {what_en} configured"))
             else:
                 errors.append(FieldError(f"headers.{header}", "token_required",
-                                         f"настроено несколько устройств типа «{what_ru}»: укажите {header}",
-                                         f"several {what_en}s are configured: send {header}"))
+                                         f"настроено несколько устройств типа «{what_ru}»: укажите {header} "
+                                         "(или отметьте одно default = true в настройках драйвера)",
+                                         f"several {what_en}s are configured: send {header} (or mark one "
+                                         "default = true in the driver's configuration)"))
         return found, errors
 
     async def connect_all(self) -> None:
