@@ -4,5 +4,6 @@ Set-Location (Join-Path $PSScriptRoot "..")
 if (-not (Test-Path .venv\Scripts\python.exe)) { py -3 -m venv .venv }
 .venv\Scripts\python -m pip install --quiet -e ".[test]"
 if (-not $env:KKTBRIDGE_TEST_POSTGRES) { $env:KKTBRIDGE_TEST_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test" }
-.venv\Scripts\python -m pytest @args
+$workers = if ($env:KKTBRIDGE_TEST_WORKERS) { $env:KKTBRIDGE_TEST_WORKERS } else { "2" }
+.venv\Scripts\python -m pytest -n $workers @args
 exit $LASTEXITCODE
