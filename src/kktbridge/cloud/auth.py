@@ -104,7 +104,7 @@ class Authenticator:
             raise unauthorized(f"headers.{SIGNATURE_HEADER}", "format",
                                "подпись — sha256=<64 шестнадцатеричных символа>",
                                "the signature is sha256=<64 hex characters>")
-        account = await self.store.account(int(account_text))
+        account = await self.store.known_account(int(account_text))
         body = await request.read()
         expected = request_signature(account.api_secret, request.method, request.raw_path, stamp, body) \
             if account is not None else request_signature("", request.method, request.raw_path, stamp, body)

@@ -153,7 +153,7 @@ class CallbackQueries:
 
     async def callback_history(self, account_id: int, receipt_uuid: uuid.UUID) -> list[CallbackRecord] | None:
         """A receipt's callbacks with every try, oldest first; None when the account has no such receipt."""
-        async with self.engine.connect() as c:
+        async with self.reads.connect() as c:
             receipt_id = await self._receipt_id(c, account_id, receipt_uuid)
             if receipt_id is None:
                 return None

@@ -88,7 +88,7 @@ class LinkQueries:
         hashes = [h for h in token_hashes if isinstance(h, str)]
         if not hashes:
             return {}
-        async with self.engine.connect() as c:  # type: ignore[attr-defined]
+        async with self.reads.connect() as c:  # type: ignore[attr-defined]
             rows = (await c.execute(sa.select(devices.c.id, devices.c.token_hash).where(
                 devices.c.driver_id == driver_id, devices.c.token_hash.in_(hashes)))).all()
         return {row.token_hash: row.id for row in rows}
@@ -160,7 +160,7 @@ class LinkQueries:
         from ..states import State
         from .schema import receipts
 
-        async with self.engine.connect() as c:  # type: ignore[attr-defined]
+        async with self.reads.connect() as c:  # type: ignore[attr-defined]
             rows = (await c.execute(sa.select(receipts.c.driver_id).where(
                 receipts.c.state == State.QUEUED.value).distinct())).all()
         return {row.driver_id for row in rows}

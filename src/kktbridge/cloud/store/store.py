@@ -115,6 +115,11 @@ def _engine(url: str, pool_size: int) -> AsyncEngine:
 
 
 _RECEIPT = sa.select(receipts, devices.c.name.label("device_name")).join(devices, devices.c.id == receipts.c.device_id)
+_RECEIPT_BY_UUID = _RECEIPT.where(receipts.c.account_id == sa.bindparam("account_id"),
+                                  receipts.c.uuid == sa.bindparam("uuid"))
+# The same columns as `_RECEIPT`, for the RETURNING of a move: the device's name by a subquery (both engines).
+_RECEIPT_RETURNED = (*receipts.c, sa.select(devices.c.name).where(devices.c.id == receipts.c.device_id)
+                     .scalar_subquery().label("device_name"))
 _SESSION = sa.select(sessions, users.c.login).join(users, users.c.id == sessions.c.user_id)
 _ACCOUNT_AND_DEVICE = (
     sa.select(accounts, devices.c.id.label("device_id"), devices.c.driver_id, devices.c.kind,
@@ -132,7 +137,48 @@ _INSERT_UNNESTED = (postgresql.insert(receipts)
                     .from_select([*_NEW_COLUMNS, "state"], sa.select(*[_UNNESTED.c[name] for name in
                                                                       (*_NEW_COLUMNS, "state")]))
                     .on_conflict_do_nothing().returning(receipts.c.id, receipts.c.uuid))
+class _Move:
+    """A state move's conditional UPDATE, built once: the rows its `where` matches that are in a state allowed
+    to move to `target` get the target state, its timestamp (the `now` parameter) and `values`, and come back
+    as `_RECEIPT` rows. Being one UPDATE, two nodes cannot both win a move."""
+
+    def __init__(self, target: State, *where, **values) -> None:
+        self.target = target
+        self.statement = (receipts.update()
+                          .where(*where, receipts.c.state.in_([s.value for s in sources(target)]))
+                          .values(state=target.value, **{stamp_column(target): sa.bindparam("now")}, **values)
+                          .returning(*_RECEIPT_RETURNED))
+
+
+# A materialized CTE: PostgreSQL runs a plain `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` subquery more than once
+# in some plans, each run locking other rows, and so hands out more than `limit`.
+_PICKED = (sa.select(receipts.c.id)
+           .where(receipts.c.driver_id == sa.bindparam("for_driver"), receipts.c.state == State.QUEUED.value,
+                  receipts.c.expires_at > sa.bindparam("now"))
+           .order_by(receipts.c.id).limit(sa.bindparam("limit", type_=sa.Integer))
+           .with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED"))
+_CLAIM = _Move(State.DELIVERED, receipts.c.id.in_(sa.select(_PICKED.c.id)), lease_until=sa.bindparam("leased_until"),
+               leased_by=sa.bindparam("node"), deliveries=receipts.c.deliveries + 1)
+_FINISH = {target: _Move(target, receipts.c.uuid == sa.bindparam("receipt_uuid"),
+                         receipts.c.driver_id == sa.bindparam("for_driver"), lease_until=None,
+                         result=sa.bindparam("new_result"), error=sa.bindparam("new_error"))
+           for target in (State.DONE, State.FAILED)}
+_LOSE_LEASES = _Move(State.UNKNOWN, receipts.c.lease_until < sa.bindparam("now"))
+_EXPIRE = _Move(State.EXPIRED, receipts.c.expires_at <= sa.bindparam("now"), error=sa.bindparam("new_error"))
+
 LOOKUP_TTL = 5.0  # seconds an account with a device, once found, is served from memory
+
+
+class _Waiter:
+    """A request waiting for a receipt to become final: woken by `event`, given the record when this process made
+    the move."""
+
+    __slots__ = ("account_id", "event", "final")
+
+    def __init__(self, account_id: int) -> None:
+        self.account_id = account_id
+        self.event = asyncio.Event()
+        self.final: ReceiptRecord | None = None
 
 
 class Store(LinkQueries, CallbackQueries, CabinetQueries):
@@ -144,9 +190,14 @@ class Store(LinkQueries, CallbackQueries, CabinetQueries):
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         self._receipts: GroupCommit[NewReceipt, Submitted] = GroupCommit(
             self._insert_receipts, writers=1 if self.dialect == "sqlite" else 2)
-        self._waiters: dict[uuid.UUID, set[asyncio.Event]] = {}
+        self._waiters: dict[uuid.UUID, set[_Waiter]] = {}
         self._lookups: TTLCache = TTLCache(maxsize=10_000, ttl=LOOKUP_TTL)
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Reads and single-statement writes: on PostgreSQL in autocommit, one round trip each instead of three
+        # (BEGIN, the statement, ROLLBACK or COMMIT). Under READ COMMITTED a transaction gives a read nothing
+        # more, as each statement sees its own snapshot anyway. SQLite has one connection: the engine as it is.
+        self.reads = self._autocommit if self.dialect == "postgresql" else engine
+        self._single = self._autocommit.connect if self.dialect == "postgresql" else engine.begin
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True, pool_size: int = 5) -> Store:
@@ -175,16 +226,27 @@ class Store(LinkQueries, CallbackQueries, CabinetQueries):
         return AccountRecord.from_row(row)
 
     async def accounts(self) -> list[AccountRecord]:
-        async with self.engine.connect() as c:
+        async with self.reads.connect() as c:
             rows = (await c.execute(sa.select(accounts).order_by(accounts.c.id))).all()
         return [AccountRecord.from_row(row) for row in rows]
 
     async def account(self, account_id: int) -> AccountRecord | None:
         if not _valid_id(account_id):
             return None
-        async with self.engine.connect() as c:
+        async with self.reads.connect() as c:
             row = (await c.execute(sa.select(accounts).where(accounts.c.id == account_id))).one_or_none()
         return AccountRecord.from_row(row) if row else None
+
+    async def known_account(self, account_id: int) -> AccountRecord | None:
+        """`account`, remembered like `account_and_device` (for LOOKUP_TTL, forgotten on `account_changed`): the
+        signed JSON API's hot path, read on every request."""
+        key = (account_id, None)
+        found = self._lookups.get(key)
+        if found is None:
+            found = await self.account(account_id)
+            if found is not None:
+                self._lookups[key] = found
+        return found
 
     async def account_and_device(self, account_id: int, token_hash: str) -> tuple[AccountRecord | None,
                                                                                   DeviceRecord | None]:
@@ -201,7 +263,7 @@ class Store(LinkQueries, CallbackQueries, CabinetQueries):
         found = self._lookups.get(key)
         if found is not None:
             return found
-        async with self.engine.connect() as c:
+        async with self.reads.connect() as c:
             row = (await c.execute(_ACCOUNT_AND_DEVICE, {"account_id": account_id, "token_hash": token_hash})
                    ).one_or_none()
         if row is None:
@@ -237,7 +299,7 @@ class Store(LinkQueries, CallbackQueries, CabinetQueries):
         return UserRecord.from_row(row)
 
     async def user_by_login(self, login: str) -> UserRecord | None:
-        async with self.engine.connect() as c:
+        async with self.reads.connect() as c:
             row = (await c.execute(sa.select(users).where(users.c.login == login))).one_or_none()
         return UserRecord.from_row(row) if row else None
 
@@ -255,7 +317,7 @@ class Store(LinkQueries, CallbackQueries, CabinetQueries):
                              expires_at=expires_at, csrf_token=csrf_token)
 
     async def session(self, session_hash: str, *, now: datetime | None = None) -> SessionRecord | None:
-        async with self.engine.connect() as c:
+        async with self.reads.connect() as c:
             row = (await c.execute(_SESSION.where(sessions.c.id == session_hash,
                                                   sessions.c.expires_at > (now or utcnow())))).one_or_none()
         return SessionRecord.from_row(row) if row else None
@@ -280,7 +342,7 @@ class Store(LinkQueries, CallbackQueries, CabinetQueries):
         return DriverRecord.from_row(row)
 
     async def drivers(self, account_id: int) -> list[DriverRecord]:
-        async with self.engine.connect() as c:
+        async with self.reads.connect() as c:
             rows = (await c.execute(sa.select(drivers).where(drivers.c.account_id == account_id)
                                     .order_by(drivers.c.id))).all()
         return [DriverRecord.from_row(row) for row in rows]
@@ -288,14 +350,14 @@ class Store(LinkQueries, CallbackQueries, CabinetQueries):
     async def driver(self, account_id: int, driver_id: int) -> DriverRecord | None:
         if not _valid_id(driver_id):
             return None
-        async with self.engine.connect() as c:
+        async with self.reads.connect() as c:
             row = (await c.execute(sa.select(drivers).where(drivers.c.id == driver_id,
                                                             drivers.c.account_id == account_id))).one_or_none()
         return DriverRecord.from_row(row) if row else None
 
     async def driver_by_key(self, key_hash: str) -> DriverRecord | None:
         """The driver a key belongs to (the link authenticates a driver by its key)."""
-        async with self.engine.connect() as c:
+        async with self.reads.connect() as c:
             row = (await c.execute(sa.select(drivers).where(drivers.c.key_hash == key_hash))).one_or_none()
         return DriverRecord.from_row(row) if row else None
 
@@ -320,14 +382,14 @@ class Store(LinkQueries, CallbackQueries, CabinetQueries):
         query = sa.select(devices).where(devices.c.account_id == account_id)
         if driver_id is not None:
             query = query.where(devices.c.driver_id == driver_id)
-        async with self.engine.connect() as c:
+        async with self.reads.connect() as c:
             rows = (await c.execute(query.order_by(devices.c.id))).all()
         return [DeviceRecord.from_row(row) for row in rows]
 
     async def device(self, account_id: int, device_id: int) -> DeviceRecord | None:
         if not _valid_id(device_id):
             return None
-        async with self.engine.connect() as c:
+        async with self.reads.connect() as c:
             row = (await c.execute(sa.select(devices).where(devices.c.id == device_id,
                                                             devices.c.account_id == account_id))).one_or_none()
         return DeviceRecord.from_row(row) if row else None
@@ -352,13 +414,11 @@ class Store(LinkQueries, CallbackQueries, CabinetQueries):
             # and COMMIT round trips. The rows that follow only read.
             columns = {name: [getattr(n, name) for n in batch] for name in _NEW_COLUMNS}
             statement, parameters = _INSERT_UNNESTED, {**columns, "state": [State.QUEUED.value] * len(batch)}
-            connect = self._autocommit.connect
         else:
             statement = self._insert(receipts).on_conflict_do_nothing().returning(receipts.c.id, receipts.c.uuid)
             parameters = [{**{name: getattr(n, name) for name in _NEW_COLUMNS}, "state": State.QUEUED.value}
                           for n in batch]
-            connect = self.engine.begin
-        async with connect() as c:
+        async with self._single() as c:
             inserted = {row.uuid: row.id for row in await c.execute(statement, parameters)}
             out = []
             for new in batch:
@@ -384,13 +444,15 @@ class Store(LinkQueries, CallbackQueries, CabinetQueries):
         return Submitted(record, created=False, conflict="idempotency_key" if by_key else "order_id")
 
     async def receipt(self, account_id: int, receipt_uuid: uuid.UUID) -> ReceiptRecord | None:
-        return await self._one_receipt(receipts.c.account_id == account_id, receipts.c.uuid == receipt_uuid)
+        async with self.reads.connect() as c:  # a statement built once: the waiting requests' hot path
+            row = (await c.execute(_RECEIPT_BY_UUID, {"account_id": account_id, "uuid": receipt_uuid})).one_or_none()
+        return ReceiptRecord.from_row(row) if row else None
 
     async def receipt_by_order(self, account_id: int, order_id: str) -> ReceiptRecord | None:
         return await self._one_receipt(receipts.c.account_id == account_id, receipts.c.order_id == order_id)
 
     async def _one_receipt(self, *where) -> ReceiptRecord | None:
-        async with self.engine.connect() as c:
+        async with self.reads.connect() as c:
             row = (await c.execute(_RECEIPT.where(*where))).one_or_none()
         return ReceiptRecord.from_row(row) if row else None
 
@@ -413,7 +475,7 @@ class Store(LinkQueries, CallbackQueries, CabinetQueries):
             query = query.where(receipts.c.created_at < created_to)
         if before_id is not None:
             query = query.where(receipts.c.id < before_id)
-        async with self.engine.connect() as c:
+        async with self.reads.connect() as c:
             rows = (await c.execute(query.order_by(receipts.c.id.desc()).limit(limit))).all()
         return [ReceiptRecord.from_row(row) for row in rows]
 
@@ -427,15 +489,8 @@ class Store(LinkQueries, CallbackQueries, CabinetQueries):
         without waiting for each other; SQLite runs the statement alone. A receipt past its expiry is not taken.
         """
         now = now or utcnow()
-        # A materialized CTE: PostgreSQL runs a plain `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` subquery
-        # more than once in some plans, each run locking other rows, and so hands out more than `limit`.
-        pick = (sa.select(receipts.c.id)
-                .where(receipts.c.driver_id == driver_id, receipts.c.state == State.QUEUED.value,
-                       receipts.c.expires_at > now)
-                .order_by(receipts.c.id).limit(limit).with_for_update(skip_locked=True)
-                .cte("picked").prefix_with("MATERIALIZED"))
-        return await self._move(State.DELIVERED, receipts.c.id.in_(sa.select(pick.c.id)), now=now,
-                                lease_until=now + lease, leased_by=node, deliveries=receipts.c.deliveries + 1)
+        return await self._move(_CLAIM, now=now, for_driver=driver_id, limit=limit, leased_until=now + lease,
+                                node=node)
 
     async def finish(self, receipt_uuid: uuid.UUID, target: State, *, driver_id: int, result: Any = None,
                      error: dict | None = None, now: datetime | None = None) -> ReceiptRecord | None:
@@ -443,28 +498,24 @@ class Store(LinkQueries, CallbackQueries, CabinetQueries):
         is in no state to take it (finished already, or never delivered)."""
         if target not in (State.DONE, State.FAILED):
             raise ValueError(f"finish() moves to done or failed, not {target.value}")
-        moved = await self._move(target, receipts.c.uuid == receipt_uuid, receipts.c.driver_id == driver_id,
-                                 now=now, lease_until=None,
-                                 result=dumps(result) if result is not None else None,
-                                 error=dumps(error) if error is not None else None)
+        moved = await self._move(_FINISH[target], now=now, receipt_uuid=receipt_uuid, for_driver=driver_id,
+                                 new_result=dumps(result) if result is not None else None,
+                                 new_error=dumps(error) if error is not None else None)
         return moved[0] if moved else None
 
     async def lose_leases(self, *, now: datetime | None = None) -> list[ReceiptRecord]:
         """Delivered receipts whose lease ran out become unknown: they may have reached the register."""
-        now = now or utcnow()
-        return await self._move(State.UNKNOWN, receipts.c.lease_until < now, now=now)
+        return await self._move(_LOSE_LEASES, now=now)
 
     async def expire_queued(self, *, now: datetime | None = None) -> list[ReceiptRecord]:
         """Queued receipts past their expiry become expired (reported as failed); they will never be sent."""
-        now = now or utcnow()
         error = {"code": "expired", "ru": "чек не был передан на кассу вовремя: драйвер не выходил на связь",
                  "en": "the receipt was not delivered in time: its driver did not connect", "retryable": False}
-        return await self._move(State.EXPIRED, receipts.c.expires_at <= now, now=now,
-                                error=dumps(error))
+        return await self._move(_EXPIRE, now=now, new_error=dumps(error))
 
     async def in_doubt(self, driver_id: int) -> list[ReceiptRecord]:
         """A driver's delivered and unknown receipts, oldest first: what it must report on when it reconnects."""
-        async with self.engine.connect() as c:
+        async with self.reads.connect() as c:
             rows = (await c.execute(_RECEIPT.where(
                 receipts.c.driver_id == driver_id,
                 receipts.c.state.in_([State.DELIVERED.value, State.UNKNOWN.value])).order_by(receipts.c.id))).all()
@@ -481,61 +532,63 @@ class Store(LinkQueries, CallbackQueries, CabinetQueries):
         async with self.engine.begin() as c:
             return (await c.execute(sessions.delete().where(sessions.c.expires_at <= (now or utcnow())))).rowcount
 
-    async def _move(self, target: State, *where, now: datetime | None, **values) -> list[ReceiptRecord]:
-        """One state move for every receipt matching `where` that is in a state allowed to move to `target`.
+    async def _move(self, move: _Move, *, now: datetime | None, **parameters) -> list[ReceiptRecord]:
+        """One state move (`_Move`, its statement built once) for every receipt it matches.
 
         A receipt that becomes final gets the callbacks it owes the shop in the same transaction, so none is lost
         between the move and its delivery; the delivery worker of this process is woken once they are committed."""
         now = now or utcnow()
-        values = {"state": target.value, stamp_column(target): now, **values}
-        statement = (receipts.update()
-                     .where(*where, receipts.c.state.in_([s.value for s in sources(target)]))
-                     .values(**values).returning(receipts.c.id))
+        target = move.target
         owed = 0
-        async with self.engine.begin() as c:
-            ids = [row.id for row in await c.execute(statement)]
-            rows = (await c.execute(_RECEIPT.where(receipts.c.id.in_(ids)).order_by(receipts.c.id))).all() \
-                if ids else []
-            moved = [ReceiptRecord.from_row(row) for row in rows]
+        # A move to a final state writes the callbacks it owes in the same transaction; any other is one statement.
+        async with (self.engine.begin() if target.final else self._single()) as c:
+            rows = await c.execute(move.statement, {"now": now, **parameters})
+            moved = sorted((ReceiptRecord.from_row(row) for row in rows), key=lambda r: r.id)
             if target.final and moved:
                 owed = await self._owe_callbacks(c, moved, now)
         if owed:
             self._callbacks_added()
         for record in moved:
             if record.state.final:
-                self.wake(record.uuid)
+                self.wake(record.uuid, record)
         return moved
 
     # --- waiting for a result --------------------------------------------------------------------------------
 
-    def wake(self, receipt_uuid: uuid.UUID) -> None:
-        """Tell the requests waiting on this receipt to look again (a move here, or a note from another node)."""
+    def wake(self, receipt_uuid: uuid.UUID, final: ReceiptRecord | None = None) -> None:
+        """Tell the requests waiting on this receipt to look again (a note from another node), or hand them the
+        `final` record this process has just committed, which they return without reading it back."""
         for waiter in self._waiters.get(receipt_uuid, ()):
-            waiter.set()
+            if final is not None and final.account_id == waiter.account_id:
+                waiter.final = final
+            waiter.event.set()
 
     async def wait_final(self, account_id: int, receipt_uuid: uuid.UUID, *, timeout: float,
                          poll: float = 3.0) -> ReceiptRecord | None:
         """The receipt once it is final, or as it stands when `timeout` runs out.
 
-        A move made by this process wakes the wait at once, and so does a driver's result taken by another node
-        (the link's `kktbridge_final` note calls `wake`); any other process's move is seen by the next poll. The
-        poll is slow on purpose: hundreds of waiting requests must not read the database several times a second.
+        A move made by this process wakes the wait at once with the moved record, and a driver's result taken by
+        another node (the link's `kktbridge_final` note calls `wake`) makes it read again; any other process's
+        move is seen by the next poll. The poll is slow on purpose: hundreds of waiting requests must not read
+        the database several times a second.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        waiter = asyncio.Event()
+        waiter = _Waiter(account_id)
         self._waiters.setdefault(receipt_uuid, set()).add(waiter)
         try:
             while True:
-                waiter.clear()  # before reading: a wake while we read makes the wait below return at once
+                waiter.event.clear()  # before reading: a wake while we read makes the wait below return at once
                 record = await self.receipt(account_id, receipt_uuid)
                 left = deadline - loop.time()
                 if record is None or record.state.final or left <= 0:
                     return record
                 try:
-                    await asyncio.wait_for(waiter.wait(), min(poll, left))
+                    await asyncio.wait_for(waiter.event.wait(), min(poll, left))
                 except asyncio.TimeoutError:
                     pass
+                if waiter.final is not None:
+                    return waiter.final
         finally:
             waiters = self._waiters.get(receipt_uuid)
             if waiters is not None:
