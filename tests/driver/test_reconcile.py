@@ -374,3 +374,22 @@ async def test_a_bank_only_packet_with_a_register_token_prints_the_slip(shop):
     settlement = [{"name": "сверка", "type": "bnkCardSverkaItogov"}]
     _, answer, _ = await shop.post(settlement, both(shop, "sverka"))
     assert "success" in answer[0] and answer[0]["slipPrinted"] is True
+
+
+async def test_the_rows_in_doubt_are_found_without_reading_a_devices_history(tmp_path):
+    """Run on every packet (and the status page's): SQLite must take them from the partial indexes of open rows,
+    not scan a year of receipts (each query's predicate and its index's must stay word for word the same)."""
+    journal = Journal(tmp_path / "j.sqlite3")
+    ran: list[str] = []
+    try:
+        journal._reader.set_trace_callback(ran.append)
+        journal.open_commands("tok")
+        journal.devices_in_doubt()
+        journal.interrupted()  # and the status page's packets left running
+        journal._reader.set_trace_callback(None)
+        assert len(ran) == 3, ran
+        for statement, index in zip(ran, ["commands_unsettled", "commands_unsettled", "packets_running"]):
+            plan = " ".join(row[3] for row in journal._reader.execute(f"explain query plan {statement}"))
+            assert f"USING INDEX {index}" in plan, (statement, plan)
+    finally:
+        journal.close()
