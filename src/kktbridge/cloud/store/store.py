@@ -137,6 +137,8 @@ _INSERT_UNNESTED = (postgresql.insert(receipts)
                     .from_select([*_NEW_COLUMNS, "state"], sa.select(*[_UNNESTED.c[name] for name in
                                                                       (*_NEW_COLUMNS, "state")]))
                     .on_conflict_do_nothing().returning(receipts.c.id, receipts.c.uuid))
+
+
 class _Move:
     """A state move's conditional UPDATE, built once: the rows its `where` matches that are in a state allowed
     to move to `target` get the target state, its timestamp (the `now` parameter) and `values`, and come back
