@@ -14,6 +14,7 @@ import pytest
 
 from kktbridge.bitapi import decode_request
 from kktbridge.driver.executor import CLOUD_ORDER_PREFIX
+from kktbridge.driver.intake import admit
 from kktbridge.driver.journal import Journal
 from kktbridge.driver.reconcile import expectation
 from kktbridge.examples import example_packet
@@ -289,15 +290,22 @@ async def test_a_browser_order_id_beyond_the_replay_window_is_a_new_receipt(stan
     assert len(stand.receipts()) == 2 and answer[0]["fdNumber_1040"] == stand.receipts()[-1]["fd"]
 
 
+async def from_the_cloud(stand, packet: list, order: str) -> list:
+    """The packet as the cloud link runs it (cloudlink.py): admitted, then the executor with source "cloud"."""
+    admitted = admit(stand.driver.registry, list(kkt(stand, order).items()), json.dumps(packet).encode(),
+                     token_required=True)
+    return (await stand.driver.executor.run(admitted.packet, admitted.devices, source="cloud")).response
+
+
 async def test_a_cloud_receipt_is_the_same_request_at_any_age(stand):
     """A cloud receipt's order id (the link's prefix and the receipt's id) is never reused: delivered again a week
     later (a driver back after a long break), a finished one is answered from the journal, and one in doubt is
     settled by what the register holds; neither prints again."""
     done = CLOUD_ORDER_PREFIX + "6f1c0a52-2d4e-4d0b-9a55-000000000001"
-    _, first, _ = await stand.post(receipt_packet(), kkt(stand, done))
+    first = await from_the_cloud(stand, receipt_packet(), done)
     received_days_ago(stand, done, 7)
-    _, again, headers = await stand.post(receipt_packet(), kkt(stand, done))
-    assert headers["X-Kktbridge-Replayed"] == "true" and again == first and len(stand.receipts()) == 1
+    again = await from_the_cloud(stand, receipt_packet(), done)
+    assert again == first and len(stand.receipts()) == 1
 
     doubt = CLOUD_ORDER_PREFIX + "6f1c0a52-2d4e-4d0b-9a55-000000000002"
     mine = receipt_packet(11.0, items=2)
@@ -305,8 +313,18 @@ async def test_a_cloud_receipt_is_the_same_request_at_any_age(stand):
     register = stand.driver.registry.entries[0].adapter
     made = await register.fiscalize(decode_request(kkt(stand, doubt), json.dumps(mine).encode()).commands[0].receipt)
     received_days_ago(stand, doubt, 7)
-    _, answer, _ = await stand.post(mine, kkt(stand, doubt))
+    answer = await from_the_cloud(stand, mine, doubt)
     assert answer[0]["fdNumber_1040"] == made.fd_number and len(stand.receipts()) == 2
+
+
+async def test_a_page_cannot_claim_a_cloud_order_id(stand):
+    """The prefix alone, sent by a page, is an order id like any other: beyond the window, a new receipt."""
+    order = CLOUD_ORDER_PREFIX + "from-a-page"
+    await stand.post(receipt_packet(), kkt(stand, order))
+    received_days_ago(stand, order, 7)
+    _, answer, headers = await stand.post(receipt_packet(), kkt(stand, order))
+    assert headers.get("X-Kktbridge-Replayed") != "true" and len(stand.receipts()) == 2
+    assert answer[0]["fdNumber_1040"] == stand.receipts()[-1]["fd"]
 
 
 async def test_the_journal_of_the_first_version_is_upgraded(tmp_path):

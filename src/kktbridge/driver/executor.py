@@ -11,7 +11,8 @@ It alone decides
 - de-duplication: an identical packet (captions aside) under the same BIT_ORDER_ID is answered from the journal
   without touching a device: within `replay_window` for packets that move money or make receipts, within
   `service_retry` for shift and report commands (the vendor's demo sends the same order id every day); a cloud
-  receipt's order id (`CLOUD_ORDER_PREFIX` + its id) is never reused, so it is the same request at any age;
+  receipt's order id (`CLOUD_ORDER_PREFIX` + its id) is never reused, so through the link it is the same
+  request at any age (from a page, that prefix is an order id like any other);
 - resumption: a packet interrupted by a crash or a failure continues from the first command that did not finish.
 Journal rows are written before each action (journal.py); the card policy is cards.py.
 """
@@ -116,12 +117,13 @@ class Executor:
 
     # --- a packet --------------------------------------------------------------------------------------
 
-    def _prior(self, packet: Packet) -> PacketRow | None:
-        """The journal's packet this one repeats, if it is recent enough to be a retry."""
+    def _prior(self, packet: Packet, source: str) -> PacketRow | None:
+        """The journal's packet this one repeats, if it is recent enough to be a retry: a cloud receipt at any age
+        (its id is never reused), when it comes through the link; a page cannot claim that by the prefix alone."""
         if not packet.order_id:
             return None
         prior = self.journal.find(packet.order_id, packet.fingerprint)
-        if prior is None or packet.order_id.startswith(CLOUD_ORDER_PREFIX):
+        if prior is None or (source == "cloud" and packet.order_id.startswith(CLOUD_ORDER_PREFIX)):
             return prior
         service = all(command.type in _SERVICE for command in packet.commands)
         window = self.service_retry if service else self.replay_window
@@ -133,7 +135,7 @@ class Executor:
 
     async def _run(self, packet: Packet, devices: dict[str, DeviceEntry], source: str,
                    origin: str | None) -> Outcome:
-        prior = self._prior(packet)
+        prior = self._prior(packet, source)
         if prior is not None and prior.status == "done":
             return await self._replay(prior, packet)
         # journaled at once, in the journal's thread, while the packet waits for its devices and settles them
