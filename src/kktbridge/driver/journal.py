@@ -63,8 +63,8 @@ create table if not exists commands (
     primary key (packet_id, idx)
 );
 """
-# Versions 2 to 4: what each command would make, the cash checkpoint, claims, reversals, shift counters, the
-# index of rows in doubt.
+# Versions 2 to 4: what each command would make, the cash checkpoint, claims, reversals, shift counters, and the
+# indexes of what is looked for often: rows in doubt, packets left running.
 _V2 = [
     "alter table commands add column expect_json text",  # what the command would make, for reconciliation
     "alter table commands add column cash_before integer",  # the drawer's cash just before a cash operation
@@ -77,8 +77,9 @@ _V2 = [
     # version 3: the shift counters beside the FD number, from registers that cannot read documents back
     "alter table commands add column counters_json text",
     # version 4: the rows in doubt by themselves, found on every packet without reading a device's whole history
-    # (the query's predicate is `_OPEN`, word for word, so that SQLite uses this partial index)
-    "create index if not exists commands_unsettled on commands(device) where status = 'started' or reversal = 'started'",
+    # (the index's terms are `_OPEN`'s, so that SQLite uses it; test_reconcile checks the plan)
+    "create index if not exists commands_unsettled on commands(device)"
+    " where status = 'started' or reversal = 'started'",
     "create index if not exists packets_running on packets(id) where status = 'running'",  # the status page's
     "create index if not exists claims_packet on claims(packet_id)",  # retention deletes a packet's claims
 ]
