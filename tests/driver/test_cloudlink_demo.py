@@ -17,6 +17,8 @@ import aiohttp
 from kktbridge.emulators.fncore import read_journal
 from kktbridge.examples import example_packet
 
+from .test_cli import stop
+
 
 def start_demo(tmp_path) -> tuple[subprocess.Popen, dict]:
     process = subprocess.Popen([sys.executable, "-m", "kktbridge", "demo", "--json", "--driver-port", "0",
@@ -25,15 +27,6 @@ def start_demo(tmp_path) -> tuple[subprocess.Popen, dict]:
     line = process.stdout.readline()
     assert line, process.stderr.read()
     return process, json.loads(line)
-
-
-def stop(process: subprocess.Popen) -> str:
-    process.terminate()
-    process.wait(15)
-    process.stdout.close()
-    errors = process.stderr.read()
-    process.stderr.close()
-    return errors
 
 
 def vendor_form(ready: dict, token: str, order: str, text: str) -> dict[str, str]:
